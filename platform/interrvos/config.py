@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from interrvos.errors import ConfigError
 
@@ -79,7 +79,8 @@ class ClipRuleConfig(StrictModel):
 
 
 class ExtractConfig(StrictModel):
-    videos: str = Field(default="runs/synth", description="folder or URI of *.mp4 (+ optional <stem>.masks.json)")
+    videos: list[str] = Field(default=["runs/synth"],
+                              description="folders/URIs of videos (+ optional <stem>.masks.json), or video files")
     out: str = "runs/dataset"
     clip: ClipRuleConfig = Field(default_factory=ClipRuleConfig)
     jpeg_quality: int = Field(default=90, ge=1, le=100)
@@ -87,10 +88,17 @@ class ExtractConfig(StrictModel):
     ray: RayConfig = Field(default_factory=RayConfig)
 
 
+    @field_validator("videos", mode="before")
+    @classmethod
+    def _one_or_many(cls, v):
+        return [v] if isinstance(v, str) else v
+
+
 class DemoConfig(StrictModel):
     out: str = "runs/demo"
-    synth: SynthConfig = Field(default_factory=lambda: SynthConfig(num_videos=6, num_frames=240))
-    clip: ClipRuleConfig = Field(default_factory=lambda: ClipRuleConfig(bin_frames=120, min_bin_frames=40, clip_frames=80))
+    # Videos just long enough for the paper's rule to cut two clips each ([0, 500) and [1000, 1300)).
+    synth: SynthConfig = Field(default_factory=lambda: SynthConfig(num_videos=4, num_frames=1300, width=256, height=192))
+    clip: ClipRuleConfig = Field(default_factory=ClipRuleConfig)
     include_real_videos: bool = Field(default=True, description="also cut clips from ../shared/data/videos when present")
     writers: ActorPoolConfig = Field(default_factory=ActorPoolConfig)
     ray: RayConfig = Field(default_factory=lambda: RayConfig(num_cpus=2))

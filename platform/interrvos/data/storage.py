@@ -108,6 +108,20 @@ def remove_tree(uri: str) -> None:
         fs.delete_file(path)
 
 
+def sweep_temporaries(uri: str) -> int:
+    """Remove the temporary siblings a killed writer left directly under a local folder; returns how many."""
+    if is_remote(uri):
+        return 0  # object-store writes are single PUTs: nothing half-written to sweep
+    folder = resolve(uri)[1]
+    if not os.path.isdir(folder):
+        return 0
+    stale = [n for n in os.listdir(folder) if ".tmp-" in n]
+    for name in stale:
+        path = os.path.join(folder, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    return len(stale)
+
+
 @contextlib.contextmanager
 def local_path(uri: str) -> Iterator[str]:
     """A local file path for reading `uri` (a temporary download when it is remote)."""
@@ -129,7 +143,7 @@ def staged_dir(final_uri: str) -> Iterator[str]:
         tmp = tempfile.mkdtemp(prefix="interrvos-stage-")
         try:
             yield tmp
-            fs, path = resolve(final_uri)
+            remove_tree(final_uri)  # a re-run replaces the whole folder, stale files included
             for root, _, files in os.walk(tmp):
                 for name in files:
                     rel = os.path.relpath(os.path.join(root, name), tmp)

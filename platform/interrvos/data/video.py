@@ -7,6 +7,7 @@ VideoError naming the file and the reason; pipelines turn it into an error recor
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -23,6 +24,12 @@ class VideoInfo:
     fps: float
     width: int
     height: int
+
+
+def _clean(err: Exception) -> str:
+    """decord errors carry C++ log prefixes ('[12:00:00] /src/x.cc:218: '); keep the message."""
+    text = re.sub(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ", "", str(err)).strip()
+    return text.splitlines()[0][:300] if text else type(err).__name__
 
 
 def _check_file(path: str) -> None:
@@ -44,7 +51,7 @@ class _DecordBackend:
             self._vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
             first = self._vr[0].shape if len(self._vr) else None
         except Exception as e:  # decord raises DECORDError / RuntimeError with C++ traces
-            raise VideoError(path, f"cannot open with decord: {str(e).splitlines()[0][:200]}") from None
+            raise VideoError(path, f"cannot open with decord: {_clean(e)}") from None
         if not first:
             raise VideoError(path, "no decodable video frames")
         self.num_frames = len(self._vr)
@@ -78,7 +85,7 @@ class _PyAVBackend:
         except VideoError:
             raise
         except Exception as e:
-            raise VideoError(path, f"cannot open with PyAV: {e}") from None
+            raise VideoError(path, f"cannot open with PyAV: {_clean(e)}") from None
         if self.num_frames == 0:
             raise VideoError(path, "no decodable video frames")
 
@@ -109,10 +116,14 @@ class VideoReader:
             raise ValueError(f"unknown video backend {backend!r}: use auto, decord or pyav")
         try:
             self._b = _PyAVBackend(self.path) if backend == "pyav" else _DecordBackend(self.path)
-        except (VideoError, ImportError):
+        except (VideoError, ImportError) as first:
             if backend != "auto":
                 raise
-            self._b = _PyAVBackend(self.path)
+            try:
+                self._b = _PyAVBackend(self.path)
+            except VideoError as second:
+                raise VideoError(self.path, f"not a readable video ({first.reason if isinstance(first, VideoError) else first}; "
+                                            f"{second.reason})") from None
         self.info = VideoInfo(self.path, self._b.num_frames, self._b.fps, self._b.width, self._b.height)
 
     @property
@@ -130,7 +141,8 @@ class VideoReader:
         try:
             return self._b.get(indices)
         except Exception as e:
-            raise VideoError(self.path, f"decoding frames {indices[0]}..{indices[-1]} failed: {e}") from None
+            raise VideoError(self.path, f"decoding frames {indices[0]}..{indices[-1]} failed "
+                                        f"(truncated or corrupt?): {_clean(e)}") from None
 
     def iter_frames(self, start: int, end: int, chunk: int = 32) -> Iterator[np.ndarray]:
         """Frames start..end-1 in order, decoded `chunk` at a time (bounded memory)."""
