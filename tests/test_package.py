@@ -67,3 +67,11 @@ def test_cli_reports_config_errors_with_exit_code_2():
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert "clip.clip_frames" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["synth", "extract", "demo"])
+def test_job_configs_validate(name):
+    from interrvos.config import DemoConfig
+
+    model = {"synth": SynthConfig, "extract": ExtractConfig, "demo": DemoConfig}[name]
+    load_config(model, REPO / "jobs" / "configs" / f"{name}.yaml")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -87,9 +89,12 @@ class Expression(Record):
         # MeViS stores ints, Ref-YouTube-VOS a single str: normalise to a list of str.
         if v is None:
             return []
-        if isinstance(v, (str, int)):
+        if isinstance(v, (str, numbers.Integral)):
             v = [v]
-        return [str(x) for x in v]
+        if isinstance(v, (dict, bytes)) or not isinstance(v, Iterable):
+            return v  # pydantic then names the wrong type
+        # Only ints (numpy's too) become str: anything else is left for pydantic to name the wrong type.
+        return [str(int(x)) if isinstance(x, numbers.Integral) and not isinstance(x, bool) else x for x in v]
 
     @model_validator(mode="after")
     def _roles_are_consistent(self) -> Expression:
