@@ -90,6 +90,16 @@ def test_extract_writes_clips_tracks_and_skeleton(ray_cluster, sources, tmp_path
     assert again["run"]["clips_written"] == 0 and again["run"]["clips_skipped_already_done"] == 3
 
 
+def test_a_writer_pool_that_fills_the_cluster_does_not_starve_planning(ray_cluster, sources, tmp_path):
+    import ray
+
+    cpus = int(ray.cluster_resources()["CPU"])
+    cfg = ExtractConfig.model_validate({"videos": [str(sources)], "out": str(tmp_path / "full"),
+                                        "clip": SMALL_RULE.model_dump(),
+                                        "writers": {"min_size": cpus, "max_size": cpus, "num_cpus": 1}})
+    assert run_extract(cfg)["run"]["clips_written"] == 3
+
+
 def test_extract_on_a_real_video(ray_cluster, real_videos, tmp_path):
     out = tmp_path / "real"
     rule = ClipRuleConfig(clip_frames=40)  # the paper's bins; a shorter clip keeps the test quick

@@ -154,7 +154,9 @@ def run_extract(cfg: ExtractConfig, progress: Any = None) -> dict[str, Any]:
     if not videos:
         raise InterRVOSError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) in {', '.join(cfg.videos)}")
     ds = ray.data.from_items(videos, override_num_blocks=len(videos))
-    ds = ds.flat_map(plan_video, fn_kwargs={"rule": cfg.clip, "out": cfg.out}, num_cpus=0.5)
+    # Planning only reads container headers. It declares no CPU so that a writer pool which fills the
+    # cluster (min_size = CPUs) cannot starve it of input and deadlock the pipeline.
+    ds = ds.flat_map(plan_video, fn_kwargs={"rule": cfg.clip, "out": cfg.out}, num_cpus=0)
     ds = ds.map(ClipWriter, fn_constructor_kwargs={"rule": cfg.clip, "out": cfg.out, "jpeg_quality": cfg.jpeg_quality},
                 compute=ray.data.ActorPoolStrategy(min_size=cfg.writers.min_size, max_size=cfg.writers.max_size),
                 num_cpus=cfg.writers.num_cpus)
