@@ -12,7 +12,8 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@"; }
+# This machine's pip config lists local indexes that may not exist; pip warns once per package.
+pip() { "$VENV/bin/python" -m pip --disable-pip-version-check "$@" 2>&1 | { grep -v "is ignored: it is neither" || true; }; }
 pip install -q --upgrade pip setuptools wheel
 # The CPU torch wheel first, so nothing later resolves a multi-GB CUDA build.
 pip install -q -c constraints.txt torch==2.13.0
