@@ -18,6 +18,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/bench_extract.py
+	$(PY) bench/bench_evaluate.py
 
 clean:
 	rm -rf runs

@@ -94,6 +94,25 @@ def _print_extract_summary(summary: dict) -> None:
 
 
 @app.command()
+def annotate(config: ConfigOpt = None, set_: SetOpt = None,
+             dataset: Annotated[Optional[str], typer.Option(help="output folder of `interrvos extract`")] = None,
+             out: Annotated[Optional[str], typer.Option(help="annotated dataset folder or URI")] = None,
+             backend: Annotated[Optional[str], typer.Option(help="local | openai | vllm")] = None) -> None:
+    """Annotate extracted clips with the paper's four LLM stages into an InterRVOS dataset, on Ray Data."""
+    from interrvos.annotate.cli_support import print_annotate_summary, progress_printer
+    from interrvos.annotate.config import AnnotateConfig
+    from interrvos.annotate.pipeline import run_annotate
+
+    def body():
+        cfg = _load(AnnotateConfig, config, set_, dataset=dataset, out=out, backend=backend)
+        with console.status("annotating clips") as status:
+            summary = run_annotate(cfg, progress=progress_printer(status))
+        print_annotate_summary(console, summary, cfg.out)
+
+    _run(body)
+
+
+@app.command()
 def validate(directory: Annotated[str, typer.Argument(help="dataset folder or URI")],
              images: Annotated[bool, typer.Option(help="also check that every frame's JPEG exists")] = True) -> None:
     """Check a dataset folder; print every problem with file, video, expression and field."""
@@ -121,6 +140,67 @@ def demo(config: ConfigOpt = None, set_: SetOpt = None,
         cfg = _load(DemoConfig, config, set_, out=out)
         report = run_demo(cfg, console=console)
         console.print(f"[green]report:[/green] {report}")
+
+    _run(body)
+
+
+@app.command()
+def evaluate(config: ConfigOpt = None, set_: SetOpt = None,
+             dataset: Annotated[Optional[str], typer.Option(help="dataset folder or URI (ground truth)")] = None,
+             predictions: Annotated[Optional[str], typer.Option(help=".jsonl/.parquet file or PNG folder")] = None,
+             out: Annotated[Optional[str], typer.Option(help="output folder")] = None,
+             baseline: Annotated[Optional[str], typer.Option(
+                 help="oracle, empty, full, random_object or largest_object instead of predictions")] = None,
+             allow_missing: Annotated[Optional[bool], typer.Option(
+                 "--allow-missing", help="score what is present and report what is missing")] = None) -> None:
+    """Score predictions (or a baseline) with J&F: Referring, Actor-Target, Overall, caption types."""
+    from interrvos.evaluate.config import EvaluateConfig
+    from interrvos.evaluate.report import markdown_tables
+    from interrvos.evaluate.run import run_evaluate
+
+    def body():
+        cfg = _load(EvaluateConfig, config, set_, dataset=dataset, predictions=predictions, out=out,
+                    baseline=baseline, allow_missing=allow_missing)
+        with console.status("scoring expressions") as status:
+            done = [0]
+
+            def progress(item):
+                done[0] += 1
+                status.update(f"scoring: {done[0]} items (last: {item['video']}/{item['expression']})")
+
+            metrics = run_evaluate(cfg, progress=progress)
+        print(markdown_tables({metrics["name"]: metrics}))
+        for kind, count in metrics["problem_counts"].items():
+            console.print(f"[yellow]{count} prediction problem(s) of kind {kind}[/yellow] (see metrics.json)")
+        if metrics["errors"]:
+            console.print(f"[yellow]{len(metrics['errors'])} item(s) failed[/yellow] (see metrics.json)")
+        console.print(f"[green]reports:[/green] {cfg.out}/metrics.json, {cfg.out}/metrics.md")
+
+    _run(body)
+
+
+@app.command()
+def predict(config: ConfigOpt = None, set_: SetOpt = None,
+            dataset: Annotated[Optional[str], typer.Option(help="dataset folder or URI")] = None,
+            checkpoint: Annotated[Optional[str], typer.Option(help="ReVIOsA checkpoint or merged export")] = None,
+            out: Annotated[Optional[str], typer.Option(help="predictions file (.jsonl)")] = None) -> None:
+    """Segment every expression of a dataset with a ReVIOsA checkpoint (Ray Data actor pool)."""
+    from interrvos.model.config import PredictConfig
+    from interrvos.model.predict import run_predict
+
+    def body():
+        cfg = _load(PredictConfig, config, set_, dataset=dataset, checkpoint=checkpoint, out=out)
+        with console.status("predicting") as status:
+            done = [0]
+
+            def progress(row):
+                done[0] += 1
+                status.update(f"predicting: {done[0]} expressions (last: {row['video']}/{row['expression']})")
+
+            summary = run_predict(cfg, progress=progress)
+        console.print_json(json.dumps({k: v for k, v in summary.items() if k != "errors"}))
+        for err in summary["errors"]:
+            console.print(f"  [yellow]failed[/yellow] {err['video']}/{err['expression']}: {err['error']}")
 
     _run(body)
 
