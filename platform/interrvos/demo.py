@@ -32,6 +32,7 @@ def _timed(console: Console, title: str, timings: dict[str, float], fn: Callable
 def run_demo(cfg: DemoConfig, console: Console | None = None) -> str:
     from interrvos.clips.pipeline import run_extract
     from interrvos.data.validate import validate_dataset
+    from interrvos.evaluate import baseline_table_markdown
     from interrvos.runtime import ensure_ray
     from interrvos.synth.generate import run_synth
 
@@ -47,8 +48,11 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> str:
                                 writers=cfg.writers, ray=cfg.ray)
     extract_summary = _timed(console, "extract clips", timings, lambda: run_extract(extract_cfg))
     problems = _timed(console, "validate dataset", timings, lambda: validate_dataset(extract_cfg.out))
+    # One process is faster than a Ray pool for a dataset this small on 2 cores (docs/benchmarks.md).
+    baselines = _timed(console, "score baselines", timings, lambda: baseline_table_markdown(
+        extract_cfg.out, ray_cfg=cfg.ray, executor="local", heading="###"))
     return _timed(console, "write report", timings, lambda: write_report(
-        cfg.out, synth_summary, extract_summary, problems, extract_cfg.out, timings))
+        cfg.out, synth_summary, extract_summary, problems, extract_cfg.out, timings, baselines))
 
 
 def contact_sheet(dataset: str, png: str, max_clips: int = 8, frames_per_clip: int = 4) -> int:
@@ -83,7 +87,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def write_report(out: str, synth_summary: dict, extract_summary: dict, problems: list, dataset: str,
-                 timings: dict[str, float]) -> str:
+                 timings: dict[str, float], baselines: str) -> str:
     report_dir = storage.join(out, "report")
     drawn = contact_sheet(dataset, storage.join(report_dir, "contact_sheet.png"))
     clips = finished_clips(dataset)
@@ -94,6 +98,7 @@ def write_report(out: str, synth_summary: dict, extract_summary: dict, problems:
         "## Steps\n" + _table(["step", "seconds"], [[k, v] for k, v in timings.items()]),
         "## Synthetic videos\n" + _table(["field", "value"], [[k, v] for k, v in synth_summary.items()
                                                             if not isinstance(v, (list, dict))]),
+        "### Events by verb\n" + _table(["verb", "events"], list(synth_summary["events_by_verb"].items())),
         "## Clip extraction\n" + _table(["field", "value"], [[f"run.{k}", v] for k, v in run.items() if k != "errors"]
                                         + [[f"dataset.{k}", v] for k, v in data.items()]),
         "### Clips\n" + _table(["clip", "source video", "frames", "kept objects", "dropped objects"],
@@ -106,6 +111,7 @@ def write_report(out: str, synth_summary: dict, extract_summary: dict, problems:
         "## Validation\n" + (f"{len(problems)} problem(s):\n\n" + "\n".join(f"- {p}" for p in problems[:50])
                              if problems else "The dataset folder is valid (`interrvos validate`)."),
     ]
+    parts.append("## Baselines (J&F x100, the floor a trained model must beat)\n" + baselines)
     if drawn:
         parts.append(f"## Contact sheet\n{drawn} clips, sampled frames, kept objects' masks.\n\n"
                      "![contact sheet](report/contact_sheet.png)")
