@@ -1,0 +1,27 @@
+"""Training on Ray Train with DeepSpeed ZeRO (docs/training.md).
+
+    from interrvos.train import TrainConfig, run_train
+    summary = run_train(load_config(TrainConfig, "jobs/configs/train_tiny.yaml"))
+
+Names are imported lazily so that `import interrvos.train` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "TrainConfig": "interrvos.train.config",
+    "run_train": "interrvos.train.run",
+    "export_checkpoint": "interrvos.train.export",
+    "train_and_evaluate": "interrvos.train.proof",
+    "train_for_demo": "interrvos.train.proof",
+    "deepspeed_config": "interrvos.train.deepspeed_config",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'interrvos.train' has no attribute {name!r}")
