@@ -19,6 +19,9 @@ test-fast: setup
 bench: setup
 	$(PY) bench/bench_extract.py
 	$(PY) bench/bench_evaluate.py
+	$(PY) bench/bench_annotate.py
+	$(PY) bench/bench_train.py
+	$(PY) bench/bench_model.py
 
 clean:
 	rm -rf runs

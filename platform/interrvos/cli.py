@@ -94,6 +94,25 @@ def _print_extract_summary(summary: dict) -> None:
 
 
 @app.command()
+def annotate(config: ConfigOpt = None, set_: SetOpt = None,
+             dataset: Annotated[Optional[str], typer.Option(help="output folder of `interrvos extract`")] = None,
+             out: Annotated[Optional[str], typer.Option(help="annotated dataset folder or URI")] = None,
+             backend: Annotated[Optional[str], typer.Option(help="local | openai | vllm")] = None) -> None:
+    """Annotate extracted clips with the paper's four LLM stages into an InterRVOS dataset, on Ray Data."""
+    from interrvos.annotate.cli_support import print_annotate_summary, progress_printer
+    from interrvos.annotate.config import AnnotateConfig
+    from interrvos.annotate.pipeline import run_annotate
+
+    def body():
+        cfg = _load(AnnotateConfig, config, set_, dataset=dataset, out=out, backend=backend)
+        with console.status("annotating clips") as status:
+            summary = run_annotate(cfg, progress=progress_printer(status))
+        print_annotate_summary(console, summary, cfg.out)
+
+    _run(body)
+
+
+@app.command()
 def validate(directory: Annotated[str, typer.Argument(help="dataset folder or URI")],
              images: Annotated[bool, typer.Option(help="also check that every frame's JPEG exists")] = True) -> None:
     """Check a dataset folder; print every problem with file, video, expression and field."""
@@ -156,6 +175,57 @@ def evaluate(config: ConfigOpt = None, set_: SetOpt = None,
         if metrics["errors"]:
             console.print(f"[yellow]{len(metrics['errors'])} item(s) failed[/yellow] (see metrics.json)")
         console.print(f"[green]reports:[/green] {cfg.out}/metrics.json, {cfg.out}/metrics.md")
+
+    _run(body)
+
+
+@app.command()
+def predict(config: ConfigOpt = None, set_: SetOpt = None,
+            dataset: Annotated[Optional[str], typer.Option(help="dataset folder or URI")] = None,
+            checkpoint: Annotated[Optional[str], typer.Option(help="ReVIOsA checkpoint or merged export")] = None,
+            out: Annotated[Optional[str], typer.Option(help="predictions file (.jsonl)")] = None) -> None:
+    """Segment every expression of a dataset with a ReVIOsA checkpoint (Ray Data actor pool)."""
+    from interrvos.model.config import PredictConfig
+    from interrvos.model.predict import run_predict
+
+    def body():
+        cfg = _load(PredictConfig, config, set_, dataset=dataset, checkpoint=checkpoint, out=out)
+        with console.status("predicting") as status:
+            done = [0]
+
+            def progress(row):
+                done[0] += 1
+                status.update(f"predicting: {done[0]} expressions (last: {row['video']}/{row['expression']})")
+
+            summary = run_predict(cfg, progress=progress)
+        console.print_json(json.dumps({k: v for k, v in summary.items() if k != "errors"}))
+        for err in summary["errors"]:
+            console.print(f"  [yellow]failed[/yellow] {err['video']}/{err['expression']}: {err['error']}")
+
+    _run(body)
+
+
+@app.command()
+def train(config: ConfigOpt = None, set_: SetOpt = None,
+          name: Annotated[Optional[str], typer.Option(help="run name (a re-run with the same name resumes)")] = None,
+          storage: Annotated[Optional[str], typer.Option(help="runs folder or URI")] = None,
+          dataset: Annotated[Optional[str], typer.Option(help="one training dataset folder (replaces data.sources)")] = None,
+          model: Annotated[Optional[str], typer.Option(help="model preset (tiny, 1b, 4b) or YAML")] = None,
+          max_steps: Annotated[Optional[int], typer.Option(help="optimizer steps (instead of epochs)")] = None,
+          workers: Annotated[Optional[int], typer.Option(help="Ray Train workers")] = None,
+          stage: Annotated[Optional[int], typer.Option(help="DeepSpeed ZeRO stage (0-3)")] = None) -> None:
+    """Train ReVIOsA on Ray Train with DeepSpeed ZeRO; checkpoints, resume, export (docs/training.md)."""
+    from interrvos.train.config import TrainConfig
+    from interrvos.train.run import run_train
+
+    def body():
+        cfg = _load(TrainConfig, config, set_, name=name, storage=storage, **{
+            "data.sources": f"[{dataset}]" if dataset else None, "model.config": model,
+            "optim.max_steps": max_steps, "workers.num_workers": workers, "deepspeed.stage": stage})  # fmt: skip
+        summary = run_train(cfg)
+        console.print_json(json.dumps({k: v for k, v in summary.items() if k not in ("first_metrics",)}, default=str))
+        console.print(f"[green]model:[/green] {summary.get('export', {}).get('checkpoint', '-')}  "
+                      f"[green]report:[/green] {summary['report']}")
 
     _run(body)
 
