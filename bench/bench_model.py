@@ -47,7 +47,8 @@ def run_once(model, frames, expressions: int, device, dtype) -> Timings:
 
 
 def bench_size(args, size: int) -> dict:
-    overrides = [f"sam.image_size={size}", *args.set]
+    # The paper's path (memory propagation), whatever the preset's default (tiny decodes every frame prompted).
+    overrides = [f"sam.image_size={size}", "inference.propagation=memory", *args.set]
     model = build_model(args.config, overrides).eval()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     model = model.to(device, dtype)

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from interrvos.config import ClipRuleConfig, DemoConfig, SynthConfig
+from interrvos.config import ClipRuleConfig, DemoConfig, DemoTrainingConfig, SynthConfig
 from interrvos.demo import run_demo
 
 
 @pytest.mark.slow
-def test_demo_writes_a_report_with_tables_and_a_contact_sheet(ray_cluster, tmp_path):
+def test_demo_writes_a_report_with_tables_and_pictures(ray_cluster, tmp_path):
+    training = DemoTrainingConfig(synth=SynthConfig(num_videos=4, num_frames=100, width=96, height=72, seed=3),
+                                  clip=ClipRuleConfig(min_bin_frames=100), val_fraction=0.5, max_steps=6)
     cfg = DemoConfig(out=str(tmp_path / "demo"), include_real_videos=False,
                      synth=SynthConfig(num_videos=2, num_frames=1250, width=128, height=96),
-                     clip=ClipRuleConfig(clip_frames=120))
+                     clip=ClipRuleConfig(clip_frames=120), training=training)
     report = run_demo(cfg)
     text = open(report).read()
-    assert "The dataset folder is valid" in text
+    assert "The dataset folders are valid" in text
     assert "| synth_00000_clip001 | synth_00000 | 1000-1119 |" in text  # the last bin's clip
     assert "| oracle | 100.0 |" in text  # the baseline table checks the harness
-    png = tmp_path / "demo" / "report" / "contact_sheet.png"
-    assert png.stat().st_size > 10_000 and "![contact sheet](report/contact_sheet.png)" in text
+    assert "## Annotation (four LLM stages)" in text and "Stage 3 against the synthetic ground truth" in text
+    assert "## Training: the tiny ReVIOsA learns" in text and "ran 6 optimizer steps on 2 CPU workers" in text
+    assert re.search(r"\| ReVIOsA-tiny trained \(6 steps\) \|", text) and "| baseline: empty |" in text
+    # Every picture the report links exists.
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert any("loss_curve" in p for p in links) and any("visual_prompts" in p or "annotate/" in p for p in links)
+    for rel in links:
+        assert (tmp_path / "demo" / rel).stat().st_size > 1000, rel

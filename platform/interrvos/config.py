@@ -94,6 +94,18 @@ class ExtractConfig(StrictModel):
         return [v] if isinstance(v, str) else v
 
 
+class DemoTrainingConfig(StrictModel):
+    """The demo's training proof runs on its own short-clip synthetic set: prediction runs SAM2 through
+    every frame, so the paper-length clips of the main dataset would take most of the demo's budget."""
+
+    enabled: bool = True
+    synth: SynthConfig = Field(default_factory=lambda: SynthConfig(num_videos=24, num_frames=120, width=160,
+                                                                   height=120, seed=1))  # fmt: skip
+    clip: ClipRuleConfig = Field(default_factory=lambda: ClipRuleConfig(min_bin_frames=100))
+    val_fraction: float = Field(default=0.25, gt=0, lt=1, description="share of videos held out for evaluation")
+    max_steps: int = Field(default=300, ge=1, description="optimizer steps of the tiny model (2 CPU workers)")
+
+
 class DemoConfig(StrictModel):
     out: str = "runs/demo"
     # Videos just long enough for the paper's rule to cut two clips each ([0, 500) and [1000, 1300)).
@@ -101,6 +113,8 @@ class DemoConfig(StrictModel):
     clip: ClipRuleConfig = Field(default_factory=ClipRuleConfig)
     include_real_videos: bool = Field(default=True, description="also cut clips from ../shared/data/videos when present")
     writers: ActorPoolConfig = Field(default_factory=ActorPoolConfig)
+    annotate: bool = Field(default=True, description="annotate the clips with the offline (local) backend")
+    training: DemoTrainingConfig = Field(default_factory=DemoTrainingConfig)
     ray: RayConfig = Field(default_factory=lambda: RayConfig(num_cpus=2))
 
 

@@ -1,11 +1,14 @@
 """`interrvos demo`: the main job on the embedded default (local Ray, synthetic + sample videos).
 
-synthetic videos -> clip extraction (the paper's rule) -> dataset skeleton -> validation -> report.
-Later capabilities (annotation, training, evaluation) add their steps and report sections here.
+synthetic videos -> clip extraction (the paper's rule) -> validation -> annotation (offline backend)
+-> validation -> baselines; then the training proof on a short-clip synthetic set: synth -> extract ->
+annotate -> train the tiny ReVIOsA (Ray Train + DeepSpeed) -> predict + evaluate on held-out videos;
+-> one Markdown report with tables and pictures.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +20,7 @@ from interrvos.clips.layout import DatasetLayout
 from interrvos.config import SHARED_VIDEOS, DemoConfig, ExtractConfig
 from interrvos.data import storage
 from interrvos.data.video import read_image
+from interrvos.errors import InterRVOSError
 from interrvos.viz import PALETTE, overlay_masks, save_png, tile_rows
 
 
@@ -30,6 +34,7 @@ def _timed(console: Console, title: str, timings: dict[str, float], fn: Callable
 
 
 def run_demo(cfg: DemoConfig, console: Console | None = None) -> str:
+    from interrvos.annotate.report import annotate_for_demo, report_section
     from interrvos.clips.pipeline import run_extract
     from interrvos.data.validate import validate_dataset
     from interrvos.evaluate import baseline_table_markdown
@@ -51,8 +56,71 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> str:
     # One process is faster than a Ray pool for a dataset this small on 2 cores (docs/benchmarks.md).
     baselines = _timed(console, "score baselines", timings, lambda: baseline_table_markdown(
         extract_cfg.out, ray_cfg=cfg.ray, executor="local", heading="###"))
+    sections = []
+    if cfg.annotate:
+        annotated = storage.join(cfg.out, "annotated")
+        _timed(console, "annotate clips", timings, lambda: annotate_for_demo(
+            extract_cfg.out, annotated, cfg.ray, ground_truth=synth_cfg.out))
+        problems += _timed(console, "validate annotated dataset", timings, lambda: [
+            f"{split}: {p}" for split in ("train", "valid") for p in validate_dataset(storage.join(annotated, split))])
+        sections.append(report_section(annotated, storage.join(cfg.out, "report")))
+    if cfg.training.enabled:
+        sections.append(training_proof(cfg, console, timings))
     return _timed(console, "write report", timings, lambda: write_report(
-        cfg.out, synth_summary, extract_summary, problems, extract_cfg.out, timings, baselines))
+        cfg.out, synth_summary, extract_summary, problems, extract_cfg.out, timings, baselines, sections))
+
+
+def training_proof(cfg: DemoConfig, console: Console, timings: dict[str, float]) -> str:
+    """Synth -> extract -> annotate a short-clip set, train the tiny model on its `train` split, predict
+    and evaluate its `valid` split; returns the report section."""
+    from interrvos.annotate.report import annotate_for_demo
+    from interrvos.clips.pipeline import run_extract
+    from interrvos.synth.generate import run_synth
+    from interrvos.train.proof import train_for_demo
+
+    t = cfg.training
+    root = storage.join(cfg.out, "training")
+    synth_cfg = t.synth.model_copy(update={"out": storage.join(root, "synth"), "ray": cfg.ray})
+    extract_cfg = ExtractConfig(videos=[synth_cfg.out], out=storage.join(root, "dataset"), clip=t.clip,
+                                writers=cfg.writers, ray=cfg.ray)
+    annotated = storage.join(root, "annotated")
+
+    def prepare():
+        run_synth(synth_cfg)
+        run_extract(extract_cfg)
+        return annotate_for_demo(extract_cfg.out, annotated, cfg.ray, val_fraction=t.val_fraction)
+
+    annotation = _timed(console, "training data (synth, extract, annotate)", timings, prepare)
+    splits = annotation["dataset"]["splits"]
+    if not splits["valid"]["expressions"] or not splits["train"]["expressions"]:
+        raise InterRVOSError(f"{annotated}: the training proof needs expressions in both splits (train "
+                             f"{splits['train']['expressions']}, valid {splits['valid']['expressions']}); "
+                             "use more or longer videos (training.synth) or another training.val_fraction")
+    proof = _timed(console, "train, predict, evaluate", timings,
+                   lambda: train_for_demo(annotated, root, cfg.ray, max_steps=t.max_steps))
+    rel = lambda p: os.path.relpath(p, cfg.out)  # noqa: E731 - report links are relative to the report file
+    train = proof["train"]
+    jf = proof["jf"]
+    lines = [
+        "## Training: the tiny ReVIOsA learns",
+        f"A second synthetic set ({t.synth.num_videos} videos x {t.synth.num_frames} frames, "
+        f"{t.synth.width}x{t.synth.height}) extracted and annotated like the main one: "
+        f"{splits['train']['videos']} training clips ({splits['train']['expressions']} expressions) and "
+        f"{splits['valid']['videos']} held-out clips ({splits['valid']['expressions']} expressions), disjoint by "
+        f"source video. `interrvos train` ran {train['steps']} optimizer steps on {train['workers']} CPU workers "
+        f"(Ray Train + DeepSpeed ZeRO-{train['zero_stage']}, global batch {train['global_batch']}) in "
+        f"{proof['train_seconds']} s; then `interrvos predict` and `interrvos evaluate` on the held-out clips, "
+        "beside the same model untrained and the model-free baselines.",
+        f"Overall J&F: trained **{jf['trained']['overall']}**, untrained {jf['untrained']['overall']}, "
+        f"best model-free baseline ({proof['best_trivial_baseline']}) "
+        f"{jf['baseline_' + proof['best_trivial_baseline']]['overall']}. `random_object` and `largest_object` "
+        "read the ground-truth masks of the video's objects (only the choice is trivial).",
+        proof["tables"],
+        f"![loss curve]({rel(train['loss_curve'])})",
+        "### The trained model's predictions (actor and target overlays)",
+        *[f"![{os.path.basename(p)}]({rel(p)})" for p in proof["overlays"]],
+    ]
+    return "\n\n".join(lines)
 
 
 def contact_sheet(dataset: str, png: str, max_clips: int = 8, frames_per_clip: int = 4) -> int:
@@ -87,7 +155,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def write_report(out: str, synth_summary: dict, extract_summary: dict, problems: list, dataset: str,
-                 timings: dict[str, float], baselines: str) -> str:
+                 timings: dict[str, float], baselines: str, sections: list[str] = ()) -> str:
     report_dir = storage.join(out, "report")
     drawn = contact_sheet(dataset, storage.join(report_dir, "contact_sheet.png"))
     clips = finished_clips(dataset)
@@ -109,9 +177,10 @@ def write_report(out: str, synth_summary: dict, extract_summary: dict, problems:
                                          [[e["clip_id"] or e["video_id"], e["stage"], e["error"]] for e in run["errors"]])
                                   if run["errors"] else "none"),
         "## Validation\n" + (f"{len(problems)} problem(s):\n\n" + "\n".join(f"- {p}" for p in problems[:50])
-                             if problems else "The dataset folder is valid (`interrvos validate`)."),
+                             if problems else "The dataset folders are valid (`interrvos validate`)."),
     ]
     parts.append("## Baselines (J&F x100, the floor a trained model must beat)\n" + baselines)
+    parts += sections
     if drawn:
         parts.append(f"## Contact sheet\n{drawn} clips, sampled frames, kept objects' masks.\n\n"
                      "![contact sheet](report/contact_sheet.png)")

@@ -110,3 +110,26 @@ def test_bf16_inference_under_autocast(fresh_tiny):
     with inference_context("cpu", torch.bfloat16):
         (result,) = segment_video(model, clip.frames, ["red square pushing the blue disc"], answers=[BOTH])
     assert len(result.actor) == len(result.target) == 6 and decode_rle(result.target[5]).shape == (40, 56)
+
+
+def test_prompted_propagation_decodes_every_frame_on_its_own(tiny_model):
+    """`inference.propagation: prompted`: each frame's mask depends on that frame and the prompts only,
+    and a conditioning frame gets the same mask as with memory propagation."""
+    head = tiny_model.sam
+    s = head.image_size
+    frames = torch.randn(5, 3, s, s)
+    prompts = torch.randn(2, 256)
+    run = lambda fr, memory: dict(track(head, lambda idx: fr[list(idx)], 5, prompts, [0, 2], memory=memory,  # noqa: E731
+                                        gate_absent=False))  # fmt: skip
+    prompted, remembered = run(frames, False), run(frames, True)
+    assert sorted(prompted) == list(range(5)) and prompted[3].shape == (2, 1, s // 4, s // 4)
+    assert torch.allclose(prompted[2], remembered[2], atol=1e-5)  # a prompted frame: decoded alone in both modes
+    assert not torch.allclose(prompted[3], remembered[3], atol=1e-3)  # memory changes the propagated frames
+    changed = frames.clone()
+    changed[0] = torch.randn(3, s, s)
+    again = run(changed, False)
+    assert torch.equal(again[3], prompted[3]) and not torch.equal(again[0], prompted[0])
+    # SAM2's gate empties the frames the random object-score head calls absent; without it the logits stay
+    gated = dict(track(head, lambda idx: frames[list(idx)], 5, prompts, [0], memory=False, gate_absent=True))
+    absent = [t for t in gated if (gated[t] <= -1024).all()]
+    assert all(torch.equal(gated[t], prompted[t]) for t in gated if t not in absent)

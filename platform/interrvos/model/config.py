@@ -127,6 +127,14 @@ class InferenceSettings(StrictModel):
     sampling: Literal["first", "uniform"] = "first"
     max_new_tokens: int = Field(default=32, ge=1)
     mask_threshold: float = Field(default=0.0, description="logit threshold of a foreground pixel")
+    propagation: Literal["memory", "prompted"] = Field(
+        default="memory",
+        description="memory: SAM2 propagates from the K prompted frames through its memory (the paper); prompted: "
+        "every frame is decoded with the prompts on its own, as in training (for models whose memory modules "
+        "were never trained, such as the random-init tiny preset)",
+    )
+    gate_by_object_score: bool = Field(default=True, description="SAM2's rule: a frame whose object-score logit is "
+                                                                 "<= 0 gets an empty mask (needs a trained object-score head)")
 
 
 class ModelConfig(StrictModel):

@@ -162,7 +162,8 @@ def _segment(model, frames, expressions, settings, timings, answers) -> list[Exp
         return to_pixels([frames[i] for i in idx], model.sam.image_size, cv2.INTER_LINEAR).to(device, dtype)
 
     per_prompt: list[list[RLE]] = [[] for _ in prompts]
-    for _, logits in track(model.sam, load, n_frames, projected, cond, timings=timings):
+    for _, logits in track(model.sam, load, n_frames, projected, cond, timings=timings,
+                           memory=settings.propagation == "memory", gate_absent=settings.gate_by_object_score):
         masks = F.interpolate(logits.float(), size=(height, width), mode="bilinear", align_corners=False)[:, 0]
         masks = (masks > settings.mask_threshold).to("cpu", torch.uint8).numpy()
         for i, m in enumerate(masks):

@@ -30,7 +30,7 @@ def predict_and_evaluate(checkpoint: str, dataset: str, out: str, name: str, ray
 
     predictions = storage.join(out, "predictions.jsonl")
     run_predict(PredictConfig(dataset=dataset, checkpoint=checkpoint, out=predictions, ray=ray_cfg,
-                              workers=PredictWorkers(min_size=1, max_size=1, num_cpus=1.0)))  # fmt: skip
+                              workers=PredictWorkers(min_size=1, max_size=2, num_cpus=1.0)))  # fmt: skip
     return run_evaluate(EvaluateConfig(dataset=dataset, predictions=predictions, out=storage.join(out, "evaluate"),
                                        name=name, ray=ray_cfg, overlays=OverlayConfig(samples=overlays),
                                        workers=ActorPoolConfig(min_size=1, max_size=1)))  # fmt: skip
