@@ -10,7 +10,7 @@ Names are imported lazily so that `import interrvos.model` stays cheap (no torch
 
 from __future__ import annotations
 
-import importlib
+from interrvos.lazy import lazy_getattr
 
 _EXPORTS = {
     "ModelConfig": "interrvos.model.config",
@@ -28,8 +28,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'interrvos.model' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

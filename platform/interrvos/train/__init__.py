@@ -8,7 +8,7 @@ Names are imported lazily so that `import interrvos.train` stays cheap.
 
 from __future__ import annotations
 
-import importlib
+from interrvos.lazy import lazy_getattr
 
 _EXPORTS = {
     "TrainConfig": "interrvos.train.config",
@@ -20,8 +20,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'interrvos.train' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
