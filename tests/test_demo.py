@@ -25,6 +25,7 @@ def test_demo_writes_a_report_with_tables_and_pictures(ray_cluster, tmp_path):
     assert "## Annotation (four LLM stages)" in text and "Stage 3 against the synthetic ground truth" in text
     assert "## Training: the tiny ReVIOsA learns" in text and "ran 6 optimizer steps on 2 CPU workers" in text
     assert re.search(r"\| ReVIOsA-tiny trained \(6 steps\) \|", text) and "| baseline: empty |" in text
+    assert "Cross-expression mask IoU of the trained model" in text and "| baseline: largest_object | " in text
     # Every picture the report links exists.
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert any("loss_curve" in p for p in links) and any("visual_prompts" in p or "annotate/" in p for p in links)

@@ -114,13 +114,19 @@ def training_proof(cfg: DemoConfig, console: Console, timings: dict[str, float])
         f"Overall J&F: trained **{jf['trained']['overall']}**, untrained {jf['untrained']['overall']}, "
         f"best model-free baseline ({proof['best_trivial_baseline']}) "
         f"{jf['baseline_' + proof['best_trivial_baseline']]['overall']}. `random_object` and `largest_object` "
-        "read the ground-truth masks of the video's objects (only the choice is trivial).",
+        "read the ground-truth masks of the video's objects (only the choice is trivial). Cross-expression mask IoU "
+        f"of the trained model: {_fmt_iou(proof['cross_expression_iou']['trained'])} (0: its masks follow the "
+        "expression, as the ground truth's do; 100: one mask whatever the expression).",
         proof["tables"],
         f"![loss curve]({rel(train['loss_curve'])})",
         "### The trained model's predictions (actor and target overlays)",
         *[f"![{os.path.basename(p)}]({rel(p)})" for p in proof["overlays"]],
     ]
     return "\n\n".join(lines)
+
+
+def _fmt_iou(value: float | None) -> str:
+    return "not measured (no non-empty mask)" if value is None else f"{value:.1f}"
 
 
 def contact_sheet(dataset: str, png: str, max_clips: int = 8, frames_per_clip: int = 4) -> int:

@@ -32,6 +32,8 @@ class EvaluateConfig(StrictModel):
     allow_missing: bool = Field(default=False, description="score what is present and report the rest")
     seed: int = Field(default=0, description="random_object baseline")
     expressions_per_task: int = Field(default=16, ge=1, description="expressions per unit of parallel work")
+    sensitivity_pairs: int = Field(
+        default=32, ge=0, description="expression pairs per video for the cross-expression IoU (0: off)")
     executor: Literal["ray", "local"] = Field(default="ray", description="local: one process, no Ray")
     workers: ActorPoolConfig = Field(default_factory=lambda: ActorPoolConfig(min_size=1, max_size=2))
     overlays: OverlayConfig = Field(default_factory=OverlayConfig)

@@ -50,14 +50,28 @@ def item_counts(metrics: dict) -> str:
             f"an actor and a target item each), Overall {s['overall']['items']}.")
 
 
+def sensitivity_table(results: dict[str, dict]) -> str | None:
+    """Per method, the cross-expression mask IoU (evaluate/sensitivity.py); None when none was measured."""
+    rows = [[name, str(s["pairs"]), _fmt(s["cross_iou"])] for name, m in results.items()
+            if (s := m.get("expression_sensitivity"))]  # fmt: skip
+    return _table(["Method", "expression pairs", "cross-expression mask IoU"], rows) if rows else None
+
+
 def markdown_tables(results: dict[str, dict], heading: str = "###") -> str:
-    """Both tables for one or more methods (name -> metrics from score_predictions)."""
+    """Both tables for one or more methods (name -> metrics from score_predictions), and the
+    cross-expression IoU when measured."""
     first = next(iter(results.values()))
-    return "\n\n".join([
+    parts = [
         f"{heading} Settings (layout of the paper's Table 5), x100\n\n" + settings_table(results),
         f"{heading} Caption types (layout of the paper's Table 4), J&F x100\n\n" + caption_table(results),
         item_counts(first),
-    ])
+    ]
+    sensitivity = sensitivity_table(results)
+    if sensitivity:
+        parts.append(f"{heading} Does the mask follow the expression?\n\nMean mask IoU (x100) between the actor "
+                     "masks predicted for two expressions of one clip that refer to different objects: the ground "
+                     "truth gives 0, one mask whatever the expression gives 100.\n\n" + sensitivity)
+    return "\n\n".join(parts)
 
 
 def _safe(name: str) -> str:

@@ -27,6 +27,7 @@ from interrvos.evaluate.predictions import PredictionError, open_predictions
 from interrvos.evaluate.protocol import exact_mean, summarize_items
 from interrvos.evaluate.report import markdown_tables, write_reports
 from interrvos.evaluate.score import score_expression
+from interrvos.evaluate.sensitivity import expression_sensitivity
 
 
 def object_expressions(ds: Dataset) -> Dataset:
@@ -143,11 +144,13 @@ def evaluate(cfg: EvaluateConfig, progress: Callable[[dict], None] | None = None
     if not cfg.allow_missing:
         index.raise_if_problems(cfg.predictions or cfg.baseline)
     items = score_items(cfg, ds, index, {cfg.label: source}, progress)
-    return Evaluation(build_metrics(cfg, ds, items, index, time.perf_counter() - started), ds, source, index)
+    sensitivity = expression_sensitivity(ds, source, index, cfg.sensitivity_pairs) if cfg.sensitivity_pairs else None
+    metrics = build_metrics(cfg, ds, items, index, time.perf_counter() - started, sensitivity)
+    return Evaluation(metrics, ds, source, index)
 
 
 def build_metrics(cfg: EvaluateConfig, ds: Dataset, items: list[dict], index: PredictionIndex,
-                  seconds: float) -> dict[str, Any]:
+                  seconds: float, sensitivity: dict[str, Any] | None = None) -> dict[str, Any]:
     order = {(vid, exp): n for n, (vid, exp, _) in enumerate(ds.all_expressions())}
     items = sorted(items, key=lambda i: (order[(i["video"], i["expression"])], i["role"]))
     expressions: dict[tuple[str, str], dict] = {}
@@ -174,6 +177,7 @@ def build_metrics(cfg: EvaluateConfig, ds: Dataset, items: list[dict], index: Pr
                      "expressions": cfg.expressions, "boundary_tolerance": "ceil(0.008 * sqrt(H^2 + W^2)) px",
                      "scale": "J, F and J&F x100; means of item means"},
         **summary,
+        "expression_sensitivity": sensitivity,
         "counts": {"expressions_in_dataset": len(order), "expressions_scored": len({k for k, e in expressions.items()
                                                                                    if any(x["J"] is not None for x in e["items"])}),
                    "items_scored": sum(1 for i in items if not i["error"]),
@@ -213,7 +217,9 @@ def baseline_table_markdown(dataset_root: str, baselines: Sequence[str] = BASELI
     items = score_items(cfg, ds, index, sources)
     seconds = time.perf_counter() - started
     results = {name: build_metrics(cfg.model_copy(update={"baseline": name, "name": name}), ds,
-                                   [i for i in items if i["source"] == name], index, seconds) for name in baselines}
+                                   [i for i in items if i["source"] == name], index, seconds,
+                                   expression_sensitivity(ds, sources[name], index, cfg.sensitivity_pairs))
+               for name in baselines}  # fmt: skip
     note = ("The dataset has no expressions yet: each object is scored as the referring expression "
             "'the <category>'.\n\n" if expressions == "objects" else "")
     return note + markdown_tables(results, heading=heading)

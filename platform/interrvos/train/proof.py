@@ -40,6 +40,11 @@ def _jf(metrics: dict) -> dict[str, float]:
     return {s: round(metrics["settings"][s]["JF"], 2) for s in ("overall", "actor_target", "referring")}
 
 
+def _cross_iou(metrics: dict) -> float | None:
+    """evaluate/sensitivity.py: 0 when the masks follow the expression, 100 when they ignore it."""
+    return (metrics.get("expression_sensitivity") or {}).get("cross_iou")
+
+
 def train_and_evaluate(cfg: TrainConfig, val_dataset: str, out: str, ray_cfg: RayConfig | None = None,
                        overlays: int = 6) -> dict[str, Any]:  # fmt: skip
     """Train `cfg` (or resume it), then score the trained model, the untrained one and the baselines on
@@ -78,6 +83,7 @@ def train_and_evaluate(cfg: TrainConfig, val_dataset: str, out: str, ray_cfg: Ra
     overlays_dir = storage.join(trained_out, "evaluate", "overlays")
     summary = {
         "train": train, "val_dataset": val_dataset, "jf": jf, "best_trivial_baseline": best, "tables": tables,
+        "cross_expression_iou": {"trained": _cross_iou(trained), "untrained": _cross_iou(untrained)},
         "overlays": [storage.join(overlays_dir, f) for f in storage.list_dir(overlays_dir)],
         "train_seconds": round(trained_at - started, 1), "seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip
