@@ -81,13 +81,13 @@ def test_point_sampled_losses_and_the_attention_loss(fresh_tiny, clip, batch_of)
 def test_attention_probe_matches_eager_attention(fresh_tiny, clip, batch_of):
     model = fresh_tiny("mllm.attn_implementation=eager", "loss.attention.enabled=true",
                        "loss.attention.heads=[[1,0],[1,3],[0,2]]").eval()  # fmt: skip
-    batch = batch_of(model, clip, frames=2)
+    batch = batch_of(model, clip, frames=2, samples=2)  # rows of a batch share one rotary table
     from interrvos.model.mllm import base_internvl
 
     base = base_internvl(model.mllm)
     with torch.no_grad():
         out = base.model(input_ids=batch["input_ids"], pixel_values=batch["pixel_values"], output_attentions=True)
-        rows = torch.tensor([0, 0])
+        rows = torch.tensor([0, 1])
         positions = torch.tensor([40, batch["input_ids"].shape[1] - 3])
         keys = torch.stack([torch.arange(30), torch.arange(30)])
         probs = model._probe.probabilities(rows, positions, keys)  # (2, heads, 30)

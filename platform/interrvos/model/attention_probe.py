@@ -45,6 +45,8 @@ class AttentionProbe:
         for layer, head in self.heads:
             attn = self.layers[layer].self_attn
             hidden, (cos, sin) = self._inputs[layer]
+            # (1, L, d) when every row has the same positions (the usual case): one table for the batch
+            cos, sin = cos.expand(hidden.shape[0], -1, -1), sin.expand(hidden.shape[0], -1, -1)
             d = attn.head_dim
             kv_head = head // attn.num_key_value_groups
             q = attn.q_proj(hidden[rows, positions])[:, head * d : (head + 1) * d]  # (n, d)
