@@ -58,3 +58,10 @@ def test_reported_in_metrics_and_markdown_and_can_be_switched_off(eval_dataset, 
                                       executor="local", overlays=OverlayConfig(samples=0), sensitivity_pairs=0))
     assert off["expression_sensitivity"] is None and on["settings"] == off["settings"]
     assert "cross-expression" not in (tmp_path / "off" / "metrics.md").read_text()
+
+
+def test_the_baseline_table_leaves_it_out_when_switched_off(eval_dataset):
+    from interrvos.evaluate.run import baseline_table_markdown
+
+    assert "cross-expression mask IoU" in baseline_table_markdown(eval_dataset, executor="local")
+    assert "cross-expression" not in baseline_table_markdown(eval_dataset, executor="local", sensitivity_pairs=0)

@@ -144,7 +144,7 @@ def evaluate(cfg: EvaluateConfig, progress: Callable[[dict], None] | None = None
     if not cfg.allow_missing:
         index.raise_if_problems(cfg.predictions or cfg.baseline)
     items = score_items(cfg, ds, index, {cfg.label: source}, progress)
-    sensitivity = expression_sensitivity(ds, source, index, cfg.sensitivity_pairs) if cfg.sensitivity_pairs else None
+    sensitivity = expression_sensitivity(ds, source, index, cfg.sensitivity_pairs)
     metrics = build_metrics(cfg, ds, items, index, time.perf_counter() - started, sensitivity)
     return Evaluation(metrics, ds, source, index)
 
@@ -200,7 +200,7 @@ def run_evaluate(cfg: EvaluateConfig, progress: Callable[[dict], None] | None = 
 
 
 def baseline_table_markdown(dataset_root: str, baselines: Sequence[str] = BASELINES, ray_cfg: RayConfig | None = None,
-                            executor: str = "ray", heading: str = "###") -> str:
+                            executor: str = "ray", heading: str = "###", sensitivity_pairs: int = 32) -> str:
     """The Markdown tables (paper's Tables 5 and 4 layouts) of the model-free baselines on a dataset,
     one row each: the floor a trained model must beat. A dataset without expressions yet (an
     extraction skeleton) is scored on one 'the <category>' expression per object, and says so."""
@@ -210,7 +210,8 @@ def baseline_table_markdown(dataset_root: str, baselines: Sequence[str] = BASELI
     if expressions == "objects":
         object_expressions(ds)
     cfg = EvaluateConfig(dataset=dataset_root, baseline=baselines[0], expressions=expressions, executor=executor,
-                         ray=ray_cfg or RayConfig(), overlays=OverlayConfig(samples=0))
+                         ray=ray_cfg or RayConfig(), overlays=OverlayConfig(samples=0),
+                         sensitivity_pairs=sensitivity_pairs)  # fmt: skip
     sources = {name: BaselinePredictions(name, cfg.seed) for name in baselines}
     # One pass for all baselines: each frame's ground truth is decoded once for the five of them.
     index = index_predictions(sources[baselines[0]], ds, [(v, e) for v, e, _ in ds.all_expressions()])

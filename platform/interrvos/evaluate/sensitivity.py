@@ -39,10 +39,12 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 def expression_sensitivity(ds: Dataset, source: Any, index: PredictionIndex, max_pairs_per_video: int = 32,
-                           frames_per_video: int = 16) -> dict[str, Any]:  # fmt: skip
+                           frames_per_pair: int = 16) -> dict[str, Any] | None:  # fmt: skip
     """Mean over pairs (each: mean IoU over sampled frames where either mask is non-empty), x100;
-    cross_iou is None when no pair has a non-empty frame. A prediction that cannot be read is left out
-    (the scoring pass reports it)."""
+    cross_iou is None when no pair has a non-empty frame; None when max_pairs_per_video is 0 (off).
+    A prediction that cannot be read is left out (the scoring pass reports it)."""
+    if max_pairs_per_video == 0:
+        return None
     sizes, per_pair = FrameSizes(ds), []
     by_video: dict[str, set[str]] = {}
     for vid, exp in index.entries:
@@ -58,7 +60,7 @@ def expression_sensitivity(ds: Dataset, source: Any, index: PredictionIndex, max
             except Exception:  # noqa: BLE001 - already an error row of the scoring pass
                 continue
         n = len(ds.videos[vid].frames)
-        frames = sorted({int(i) for i in np.linspace(0, n - 1, min(n, frames_per_video))})
+        frames = sorted({int(i) for i in np.linspace(0, n - 1, min(n, frames_per_pair))})
         ious: dict[tuple[str, str], list[float]] = {p: [] for p in pairs if p[0] in tracks and p[1] in tracks}
         size = sizes(vid)
         for i in frames:
@@ -73,5 +75,5 @@ def expression_sensitivity(ds: Dataset, source: Any, index: PredictionIndex, max
                 if masks[a] is not None and masks[b] is not None and (v := _iou(masks[a], masks[b])) is not None:
                     ious[(a, b)].append(v)
         per_pair += [float(np.mean(v)) for v in ious.values() if v]
-    return {"pairs": len(per_pair), "frames_per_pair": frames_per_video,
+    return {"pairs": len(per_pair), "frames_per_pair": frames_per_pair,
             "cross_iou": round(100 * float(np.mean(per_pair)), 2) if per_pair else None}
