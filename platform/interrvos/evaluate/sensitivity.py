@@ -62,10 +62,10 @@ def expression_sensitivity(ds: Dataset, source: Any, index: PredictionIndex, max
         n = len(ds.videos[vid].frames)
         frames = sorted({int(i) for i in np.linspace(0, n - 1, min(n, frames_per_pair))})
         ious: dict[tuple[str, str], list[float]] = {p: [] for p in pairs if p[0] in tracks and p[1] in tracks}
-        size = sizes(vid)
+        size, needed = sizes(vid), sorted({x for p in ious for x in p})
         for i in frames:
             masks = {}
-            for exp in {x for p in ious for x in p}:
+            for exp in needed:
                 ref = tracks[exp][i] if i < len(tracks[exp]) else None
                 try:
                     masks[exp] = load_mask(ref, *size).astype(bool)
