@@ -22,6 +22,7 @@ bench: setup
 	$(PY) bench/bench_annotate.py
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_model.py
+	$(PY) bench/bench_serve.py
 
 clean:
 	rm -rf runs

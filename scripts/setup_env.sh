@@ -6,6 +6,24 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
+# A real browser for the web page's tests: Debian's chromium + chromium-driver (selenium drives the
+# system chromedriver; nothing is downloaded at test time). Checked on every run (cheap) so a new
+# machine with an existing venv still gets it; without root the browser tests skip and say why.
+install_browser() {
+  [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup_env: /usr/bin/chromium or /usr/bin/chromedriver is missing and this is not root;" \
+      "install them with 'apt-get install chromium chromium-driver' (the browser tests skip until then)" >&2
+    return 0
+  fi
+  command -v apt-get >/dev/null || { echo "setup_env: no apt-get; browser tests will skip" >&2; return 0; }
+  echo "setup_env: installing chromium and chromium-driver (apt-get)" >&2
+  if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }; then
+    echo "setup_env: apt-get could not install chromium/chromium-driver; browser tests will skip" >&2
+  fi
+}
+[ "${INTERRVOS_SKIP_BROWSER:-0}" = 1 ] || install_browser
 stamp="$VENV/.interrvos-installed"
 want=$(cat pyproject.toml constraints.txt scripts/setup_env.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

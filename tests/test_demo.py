@@ -26,6 +26,8 @@ def test_demo_writes_a_report_with_tables_and_pictures(ray_cluster, tmp_path):
     assert "## Training: the tiny ReVIOsA learns" in text and "ran 6 optimizer steps on 2 CPU workers" in text
     assert re.search(r"\| ReVIOsA-tiny trained \(6 steps\) \|", text) and "| baseline: empty |" in text
     assert "Cross-expression mask IoU of the trained model" in text and "| baseline: largest_object | " in text
+    assert "## Serving: the trained checkpoint on Ray Serve" in text and "served_overlay.png" in text
+    assert "equal to `interrvos evaluate` on the same file." in text and "interrvos serve all --set" in text
     # Every picture the report links exists.
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert any("loss_curve" in p for p in links) and any("visual_prompts" in p or "annotate/" in p for p in links)

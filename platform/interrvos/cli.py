@@ -230,6 +230,47 @@ def train(config: ConfigOpt = None, set_: SetOpt = None,
     _run(body)
 
 
+@app.command()
+def serve(which: Annotated[str, typer.Argument(help="model, evaluate or all")] = "all",
+          config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Serve deploy config (serve/*.yaml)")] = None,
+          set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help=(
+              "override of an app's args (APP.key=value; key=value for one app; ray.address=HOST:PORT joins a "
+              "cluster)"))] = None,  # fmt: skip
+          host: Annotated[Optional[str], typer.Option(help="HTTP host (default: the config's)")] = None,
+          port: Annotated[Optional[int], typer.Option(help="HTTP port (default: the config's)")] = None) -> None:
+    """Start the Serve apps (model, evaluate or all) from their deploy configs; blocks until Ctrl-C."""
+    from interrvos.config import RayConfig
+    from interrvos.serving.launch import load_specs, start_apps
+
+    def body():
+        sets = list(set_ or [])
+        ray_sets = [s.removeprefix("ray.") for s in sets if s.startswith("ray.")]
+        ray_cfg = load_config(RayConfig, None, ray_sets)
+        specs, http = load_specs(which, config, [s for s in sets if not s.startswith("ray.")])
+        with console.status("starting Ray Serve"):
+            url = start_apps(specs, host or http.get("host", "127.0.0.1"), port or int(http.get("port", 8000)), ray_cfg)
+        for spec in specs:
+            console.print(f"[green]{spec.name}[/green]: {url}{spec.route_prefix.rstrip('/')}/  ({spec.import_path})")
+        if any(s.name == "model" for s in specs):
+            console.print(f"web page: {url}/  leaderboard: {url}/leaderboard  API: docs/serving.md")
+        console.print("Ctrl-C stops the apps")
+        _block_until_interrupted()
+
+    _run(body)
+
+
+def _block_until_interrupted() -> None:
+    import time
+
+    from ray import serve as ray_serve
+
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        ray_serve.shutdown()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     app(prog_name="interrvos")

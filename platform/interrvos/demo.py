@@ -21,6 +21,7 @@ from interrvos.config import SHARED_VIDEOS, DemoConfig, ExtractConfig
 from interrvos.data import storage
 from interrvos.data.video import read_image
 from interrvos.errors import InterRVOSError
+from interrvos.serving.demo_step import report_section as serving_section
 from interrvos.viz import PALETTE, overlay_masks, save_png, tile_rows
 
 
@@ -98,6 +99,9 @@ def training_proof(cfg: DemoConfig, console: Console, timings: dict[str, float])
                              "use more or longer videos (training.synth) or another training.val_fraction")
     proof = _timed(console, "train, predict, evaluate", timings,
                    lambda: train_for_demo(annotated, root, cfg.ray, max_steps=t.max_steps))
+    served = _timed(console, "serve the trained checkpoint (model app, evaluation app)", timings,
+                    lambda: serve_trained(root, proof))
+    console.print(f"web page on the trained checkpoint: [bold]{served['command']}[/bold]")
     rel = lambda p: os.path.relpath(p, cfg.out)  # noqa: E731 - report links are relative to the report file
     train = proof["train"]
     jf = proof["jf"]
@@ -121,8 +125,21 @@ def training_proof(cfg: DemoConfig, console: Console, timings: dict[str, float])
         f"![loss curve]({rel(train['loss_curve'])})",
         "### The trained model's predictions (actor and target overlays)",
         *[f"![{os.path.basename(p)}]({rel(p)})" for p in proof["overlays"]],
+        serving_section(served, cfg.out),
     ]
     return "\n\n".join(lines)
+
+
+def serve_trained(root: str, proof: dict) -> dict:
+    """The serving step on the proof's checkpoints: the trained export (default) and the untrained model."""
+    from interrvos.serving.demo_step import serve_for_demo
+
+    steps = proof["train"]["steps"]
+    checkpoints = {f"trained-step{steps}": proof["train"]["export"]["checkpoint"],
+                   "untrained": storage.join(root, "proof", "untrained", "model")}  # fmt: skip
+    predictions = storage.join(root, "proof", f"trained_step{steps}", "predictions.jsonl")
+    return serve_for_demo(storage.join(root, "serve"), checkpoints, proof["val_dataset"], predictions,
+                          proof["jf"]["trained"]["overall"])  # fmt: skip
 
 
 def _fmt_iou(value: float | None) -> str:

@@ -37,7 +37,8 @@ class PredictionIndex:
         raise PredictionError(
             f"{len(self.problems)} problem(s) in the predictions {source}:\n  " + "\n  ".join(lines)
             + (f"\n  ... and {more} more" if more else "")
-            + "\nFix them, or pass --allow-missing (allow_missing=true) to score what is present."
+            + "\nFix them, or pass --allow-missing (allow_missing=true) to score what is present.",
+            self.problems,
         )
 
 
@@ -67,7 +68,8 @@ def _track_problems(track: Any, num_frames: int, size: tuple[int, int], role: st
     for i, rle in enumerate(track[:num_frames]):
         if rle is None:
             continue
-        if not isinstance(rle, dict) or "counts" not in rle or not isinstance(rle.get("size"), list | tuple):
+        if not isinstance(rle, dict) or "counts" not in rle or not isinstance(rle.get("size"), list | tuple) \
+                or len(rle["size"]) != 2:
             malformed.append(i)
         elif tuple(rle["size"]) != size:
             bad_size.append((i, list(rle["size"])))

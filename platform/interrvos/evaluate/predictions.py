@@ -37,7 +37,12 @@ IGNORABLE = ("unknown_video", "unknown_expression", "unknown_frame", "duplicate"
 
 
 class PredictionError(InterRVOSError):
-    """Predictions that cannot be scored as given; the message lists every problem found."""
+    """Predictions that cannot be scored as given; the message lists every problem found, and
+    `problems` holds them (PredictionProblem) for callers that answer with them (the scoring server)."""
+
+    def __init__(self, message: str, problems: Iterable[PredictionProblem] = ()):
+        super().__init__(message)
+        self.problems = list(problems)
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,7 @@ class JsonLinesPredictions:
             where = f"{self.uri} line {line_no}"
             try:
                 rec = json.loads(line)
-            except json.JSONDecodeError as err:
+            except ValueError as err:  # JSONDecodeError, or UnicodeDecodeError on bytes that are not UTF-8
                 yield Scanned("", "", None, None, None, f"{where}: not JSON ({err})")
                 continue
             yield _scanned_record(rec, [offset, len(line)], where)

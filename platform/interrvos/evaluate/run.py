@@ -131,9 +131,11 @@ def score_predictions(cfg: EvaluateConfig, progress: Callable[[dict], None] | No
     return evaluate(cfg, progress).metrics
 
 
-def evaluate(cfg: EvaluateConfig, progress: Callable[[dict], None] | None = None) -> Evaluation:
+def evaluate(cfg: EvaluateConfig, progress: Callable[[dict], None] | None = None,
+             dataset: Dataset | None = None) -> Evaluation:
+    """`dataset`: cfg.dataset already loaded (prepare_dataset), e.g. a server's cached ground truth."""
     started = time.perf_counter()
-    ds = prepare_dataset(cfg.dataset, cfg.expressions)
+    ds = dataset if dataset is not None else prepare_dataset(cfg.dataset, cfg.expressions)
     wanted = [(vid, exp) for vid, exp, _ in ds.all_expressions()]
     if not wanted:
         raise PredictionError(f"{cfg.dataset}: the dataset has no expressions to score "

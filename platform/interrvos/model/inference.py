@@ -5,6 +5,9 @@ Whether a target mask exists is decided by generation: [SEG_TAR] is emitted or n
 
     results = segment_video(model, frames, ["dog pushing a toy", "the toy"])
     results[0].actor   # one COCO RLE per frame; results[0].target: per frame, or None
+
+`iter_segment_video` is the same work step by step (the answers first, then each frame's masks as
+SAM2 propagates) for servers that stream; `segment_video` collects it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -114,6 +117,30 @@ def _first_by_role(generations: Sequence[Generation]) -> dict[int, torch.Tensor]
     return found
 
 
+@dataclass
+class SegmentStart:
+    """What a video's segmentation knows before SAM2 propagates: every expression's answers (and
+    whether it has an actor / a target), and the frames the MLLM saw."""
+
+    expressions: list[str]
+    answers: list[list[str]]
+    has_actor: list[bool]  # False: no [SEG_ACT] was generated (an empty actor mask on every frame)
+    has_target: list[bool]  # False: no [SEG_TAR] was generated (no target masks at all)
+    cond_frames: list[int]
+    num_frames: int
+    height: int
+    width: int
+
+
+@dataclass
+class FrameMasks:
+    """One frame's masks, one entry per expression, as COCO RLEs at the frames' size."""
+
+    index: int
+    actor: list[RLE]
+    target: list[RLE | None]  # None where the expression has no target
+
+
 @torch.no_grad()
 def segment_video(model, frames: FrameSource, expressions: Sequence[str], settings: InferenceSettings | None = None,
                   timings: Timings | None = None, answers: Sequence[str | None] | None = None,
@@ -121,22 +148,41 @@ def segment_video(model, frames: FrameSource, expressions: Sequence[str], settin
     """Actor (and target) masks on every frame for each expression, as COCO RLEs at the frames' size.
     answers: per expression, an answer to teacher-force instead of generating one (None: generate);
     for benchmarks, tests, or a protocol that already knows which roles an expression has."""
+    events = iter_segment_video(model, frames, expressions, settings, timings, answers)
+    start = next(events)
+    results = [ExpressionResult(text, list(ans), [], [] if tar else None)
+               for text, ans, tar in zip(start.expressions, start.answers, start.has_target, strict=True)]  # fmt: skip
+    for frame in events:
+        for r, actor, target in zip(results, frame.actor, frame.target, strict=True):
+            r.actor.append(actor)
+            if r.target is not None:
+                r.target.append(target)
+    return results
+
+
+@torch.no_grad()  # on a generator torch enters no_grad around each step, so it never leaks to the caller
+def iter_segment_video(model, frames: FrameSource, expressions: Sequence[str],
+                       settings: InferenceSettings | None = None, timings: Timings | None = None,
+                       answers: Sequence[str | None] | None = None) -> Iterator[SegmentStart | FrameMasks]:  # fmt: skip
+    """`segment_video` step by step: first a SegmentStart (after the MLLM answered), then one
+    FrameMasks per frame in order as SAM2 propagates, so a server can stream progress and a caller
+    can stop early (close the generator). The model is in eval mode until the generator ends."""
     settings = settings or model.cfg.inference
     was_training = model.training
     model.eval()
     try:
-        return _segment(model, frames, expressions, settings, timings, answers)
+        yield from _segment(model, frames, expressions, settings, timings, answers)
     finally:
         model.train(was_training)
 
 
-def _segment(model, frames, expressions, settings, timings, answers) -> list[ExpressionResult]:
+def _segment(model, frames, expressions, settings, timings, answers) -> Iterator[SegmentStart | FrameMasks]:
     n_frames = len(frames)
     height, width = frames[0].shape[:2]
     cond = sample_frames(n_frames, settings.num_frames, settings.sampling)
     started = time.perf_counter()
     pixel_values = to_pixels([frames[i] for i in cond], model.processor.mllm_size)
-    prompts, owners, results = [], [], []
+    prompts, owners, all_answers = [], [], []
     for e, text in enumerate(expressions):
         forced = answers[e] if answers is not None else None
         gens = [generate(model, pixel_values, q, settings.max_new_tokens, forced)
@@ -144,39 +190,35 @@ def _segment(model, frames, expressions, settings, timings, answers) -> list[Exp
         for role, hidden in sorted(_first_by_role(gens).items()):
             prompts.append(hidden)
             owners.append((e, role))
-        results.append(ExpressionResult(text, [g.text for g in gens], [], None))
+        all_answers.append([g.text for g in gens])
     if prompts:
         projected = model.projection(torch.stack(prompts).to(model.projection[0].weight.dtype))  # (n, 256)
     if timings is not None:
         _sync(model.sam)
         timings.mllm += time.perf_counter() - started
         timings.frames += n_frames
+    # which prompt (row of `projected`) gives each expression's actor / target mask
+    actor_of = {e: i for i, (e, role) in enumerate(owners) if role == ACTOR}
+    target_of = {e: i for i, (e, role) in enumerate(owners) if role == TARGET}
+    yield SegmentStart(list(expressions), all_answers, [e in actor_of for e in range(len(expressions))],
+                       [e in target_of for e in range(len(expressions))], cond, n_frames, height, width)  # fmt: skip
+    empty = encode_mask(np.zeros((height, width), np.uint8))
     if not prompts:
-        empty = encode_mask(np.zeros((height, width), np.uint8))
-        for r in results:
-            r.actor = [empty] * n_frames
-        return results
+        for t in range(n_frames):
+            yield FrameMasks(t, [empty] * len(expressions), [None] * len(expressions))
+        return
     device, dtype = model.device, model.sam._dtype()
 
     def load(idx: Sequence[int]) -> torch.Tensor:
         return to_pixels([frames[i] for i in idx], model.sam.image_size, cv2.INTER_LINEAR).to(device, dtype)
 
-    per_prompt: list[list[RLE]] = [[] for _ in prompts]
-    for _, logits in track(model.sam, load, n_frames, projected, cond, timings=timings,
+    for t, logits in track(model.sam, load, n_frames, projected, cond, timings=timings,
                            memory=settings.propagation == "memory", gate_absent=settings.gate_by_object_score):
         masks = F.interpolate(logits.float(), size=(height, width), mode="bilinear", align_corners=False)[:, 0]
         masks = (masks > settings.mask_threshold).to("cpu", torch.uint8).numpy()
-        for i, m in enumerate(masks):
-            per_prompt[i].append(encode_mask(m))
-    for (e, role), rles in zip(owners, per_prompt, strict=True):
-        if role == ACTOR:
-            results[e].actor = rles
-        elif role == TARGET:
-            results[e].target = rles
-    empty = encode_mask(np.zeros((height, width), np.uint8))
-    for r in results:  # no [SEG_ACT] generated: an empty actor mask on every frame
-        r.actor = r.actor or [empty] * n_frames
-    return results
+        rles = [encode_mask(m) for m in masks]
+        yield FrameMasks(t, [rles[actor_of[e]] if e in actor_of else empty for e in range(len(expressions))],
+                         [rles[target_of[e]] if e in target_of else None for e in range(len(expressions))])  # fmt: skip
 
 
 def inference_context(device: torch.device | str, dtype: torch.dtype):
