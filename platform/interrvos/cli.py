@@ -271,6 +271,42 @@ def _block_until_interrupted() -> None:
         ray_serve.shutdown()
 
 
+# `interrvos cluster ...`: the cluster files of cluster/, rendered from cluster/cluster.yaml (docs/cluster.md).
+cluster_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                          help="Cluster files: Ray launcher YAMLs and KubeRay manifests from cluster/cluster.yaml.")
+app.add_typer(cluster_app, name="cluster")
+
+
+@cluster_app.command("render")
+def cluster_render(
+        check: Annotated[bool, typer.Option("--check", help="write nothing; exit 1 naming each file that differs")] = False,
+        spec: Annotated[Optional[Path], typer.Option("--spec", help="cluster spec (default cluster/cluster.yaml)")] = None,
+) -> None:  # fmt: skip
+    """Render cluster/*.yaml and cluster/kuberay/*.yaml from the cluster spec, validated offline."""
+    from interrvos.cluster.render import differing, render, write
+    from interrvos.cluster.spec import load_spec
+
+    def body():
+        report = render(load_spec(spec))
+        for note in report.notes:
+            console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
+        if check:
+            stale = differing(report.files)
+            for line in stale:
+                console.print(f"[red]not what cluster/cluster.yaml renders:[/red] {line}", soft_wrap=True)
+            if stale:
+                console.print("run `interrvos cluster render` to update them")
+                raise typer.Exit(1)
+            console.print(f"[green]{len(report.files)} cluster files up to date[/green]")
+            return
+        changed = write(report.files)
+        for path in changed:
+            console.print(f"wrote {path}")
+        console.print(f"[green]{len(report.files)} cluster files rendered and validated[/green] ({len(changed)} changed)")
+
+    _run(body)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     app(prog_name="interrvos")
