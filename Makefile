@@ -18,8 +18,10 @@ test-fast: setup
 
 bench: setup
 	$(PY) bench/bench_extract.py
+	$(PY) bench/bench_extract_nodes.py
 	$(PY) bench/bench_evaluate.py
 	$(PY) bench/bench_annotate.py
+	$(PY) bench/bench_autoscale.py
 	$(PY) bench/bench_train.py
 	$(PY) bench/bench_model.py
 	$(PY) bench/bench_serve.py

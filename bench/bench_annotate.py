@@ -93,7 +93,7 @@ def sequential_items_per_s(cfg, seconds: float) -> tuple[float, int]:
     """One request at a time, clip by clip and stage by stage, until `seconds` have passed."""
     from interrvos.annotate import stages
     from interrvos.annotate.answers import ask
-    from interrvos.annotate.backends.base import build_backend
+    from interrvos.annotate.backends.factory import build_backend
     from interrvos.annotate.cache import AnswerCache
     from interrvos.annotate.prepare import prepare_clip
     from interrvos.clips.finalize import read_clips_table

@@ -75,3 +75,17 @@ def test_job_configs_validate(name):
 
     model = {"synth": SynthConfig, "extract": ExtractConfig, "demo": DemoConfig}[name]
     load_config(model, REPO / "jobs" / "configs" / f"{name}.yaml")
+
+
+def test_a_partly_given_section_keeps_the_rest_of_its_default_not_the_section_class_defaults(tmp_path):
+    from interrvos.annotate.config import AnnotateConfig
+    from interrvos.config import load_config
+
+    default = AnnotateConfig().pools.prepare
+    assert default.num_cpus != type(default)().num_cpus  # the factory's own values are what must survive
+    by_set = load_config(AnnotateConfig, None, ["pools.prepare.memory_mb=512"]).pools.prepare
+    cfg_file = tmp_path / "annotate.yaml"
+    cfg_file.write_text("pools:\n  prepare:\n    max_size: 3\n")
+    by_file = load_config(AnnotateConfig, cfg_file).pools.prepare
+    assert (by_set.num_cpus, by_set.max_size, by_set.memory_mb) == (default.num_cpus, default.max_size, 512)
+    assert (by_file.num_cpus, by_file.min_size, by_file.max_size) == (default.num_cpus, default.min_size, 3)

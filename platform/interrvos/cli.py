@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from interrvos.config import DemoConfig, ExtractConfig, SynthConfig, load_config
 from interrvos.errors import ConfigError, InterRVOSError
@@ -20,6 +21,8 @@ console = Console(stderr=True)
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="dotted override, e.g. clip.clip_frames=300")]
+PlanOpt = Annotated[bool, typer.Option("--show-plan", help="print the job's Ray Data stages and what each reserves "
+                                                            "(CPUs, GPUs, memory, actors), then exit")]
 
 
 def _load(model, config: Path | None, sets: list[str] | None, **shortcuts):
@@ -27,15 +30,21 @@ def _load(model, config: Path | None, sets: list[str] | None, **shortcuts):
     return load_config(model, config, overrides)
 
 
+def _show_plan(job: str, stages) -> None:
+    from interrvos.stages import format_plan, plan_rows
+
+    print(format_plan(job, plan_rows(stages)))
+
+
 def _run(fn):
     """Run a job body, turning our typed errors into a clear message and a non-zero exit."""
     try:
         return fn()
     except ConfigError as e:
-        console.print(f"[red]config error:[/red] {e}")
+        console.print(f"[red]config error:[/red] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(2) from None
     except InterRVOSError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -58,12 +67,15 @@ def synth(config: ConfigOpt = None, set_: SetOpt = None,
 @app.command()
 def extract(config: ConfigOpt = None, set_: SetOpt = None,
             videos: Annotated[Optional[str], typer.Option(help="folder or URI of source videos")] = None,
-            out: Annotated[Optional[str], typer.Option(help="dataset folder or URI")] = None) -> None:
+            out: Annotated[Optional[str], typer.Option(help="dataset folder or URI")] = None,
+            show_plan: PlanOpt = False) -> None:
     """Cut clips from source videos (the paper's clip rule) into a dataset folder, on Ray Data."""
-    from interrvos.clips.pipeline import run_extract
+    from interrvos.clips.pipeline import run_extract, stage_plan
 
     def body():
         cfg = _load(ExtractConfig, config, set_, videos=videos, out=out)
+        if show_plan:
+            return _show_plan("extract", stage_plan(cfg))
         with console.status("extracting clips") as status:
             done = [0]
 
@@ -97,14 +109,17 @@ def _print_extract_summary(summary: dict) -> None:
 def annotate(config: ConfigOpt = None, set_: SetOpt = None,
              dataset: Annotated[Optional[str], typer.Option(help="output folder of `interrvos extract`")] = None,
              out: Annotated[Optional[str], typer.Option(help="annotated dataset folder or URI")] = None,
-             backend: Annotated[Optional[str], typer.Option(help="local | openai | vllm")] = None) -> None:
+             backend: Annotated[Optional[str], typer.Option(help="local | openai | vllm")] = None,
+             show_plan: PlanOpt = False) -> None:
     """Annotate extracted clips with the paper's four LLM stages into an InterRVOS dataset, on Ray Data."""
     from interrvos.annotate.cli_support import print_annotate_summary, progress_printer
     from interrvos.annotate.config import AnnotateConfig
-    from interrvos.annotate.pipeline import run_annotate
+    from interrvos.annotate.pipeline import run_annotate, stage_plan
 
     def body():
         cfg = _load(AnnotateConfig, config, set_, dataset=dataset, out=out, backend=backend)
+        if show_plan:
+            return _show_plan("annotate", stage_plan(cfg))
         with console.status("annotating clips") as status:
             summary = run_annotate(cfg, progress=progress_printer(status))
         print_annotate_summary(console, summary, cfg.out)
@@ -152,15 +167,18 @@ def evaluate(config: ConfigOpt = None, set_: SetOpt = None,
              baseline: Annotated[Optional[str], typer.Option(
                  help="oracle, empty, full, random_object or largest_object instead of predictions")] = None,
              allow_missing: Annotated[Optional[bool], typer.Option(
-                 "--allow-missing", help="score what is present and report what is missing")] = None) -> None:
+                 "--allow-missing", help="score what is present and report what is missing")] = None,
+             show_plan: PlanOpt = False) -> None:
     """Score predictions (or a baseline) with J&F: Referring, Actor-Target, Overall, caption types."""
     from interrvos.evaluate.config import EvaluateConfig
     from interrvos.evaluate.report import markdown_tables
-    from interrvos.evaluate.run import run_evaluate
+    from interrvos.evaluate.run import run_evaluate, stage_plan
 
     def body():
         cfg = _load(EvaluateConfig, config, set_, dataset=dataset, predictions=predictions, out=out,
                     baseline=baseline, allow_missing=allow_missing)
+        if show_plan:
+            return _show_plan("evaluate", stage_plan(cfg))
         with console.status("scoring expressions") as status:
             done = [0]
 
@@ -183,13 +201,16 @@ def evaluate(config: ConfigOpt = None, set_: SetOpt = None,
 def predict(config: ConfigOpt = None, set_: SetOpt = None,
             dataset: Annotated[Optional[str], typer.Option(help="dataset folder or URI")] = None,
             checkpoint: Annotated[Optional[str], typer.Option(help="ReVIOsA checkpoint or merged export")] = None,
-            out: Annotated[Optional[str], typer.Option(help="predictions file (.jsonl)")] = None) -> None:
+            out: Annotated[Optional[str], typer.Option(help="predictions file (.jsonl)")] = None,
+            show_plan: PlanOpt = False) -> None:
     """Segment every expression of a dataset with a ReVIOsA checkpoint (Ray Data actor pool)."""
     from interrvos.model.config import PredictConfig
-    from interrvos.model.predict import run_predict
+    from interrvos.model.predict import run_predict, stage_plan
 
     def body():
         cfg = _load(PredictConfig, config, set_, dataset=dataset, checkpoint=checkpoint, out=out)
+        if show_plan:
+            return _show_plan("predict", stage_plan(cfg))
         with console.status("predicting") as status:
             done = [0]
 

@@ -29,20 +29,35 @@ class RayConfig(StrictModel):
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the local Ray (None: all)")
     object_store_mb: int = Field(default=512, ge=64)
     include_dashboard: bool = False
+    log_to_driver: bool = Field(default=True, description="print the workers' output on this console (the demo "
+                                                          "keeps it in <run>/logs/ray instead)")
 
 
 class ActorPoolConfig(StrictModel):
-    """An autoscaling Ray Data actor pool."""
+    """An autoscaling Ray Data actor pool and what each of its actors reserves (interrvos.stages)."""
 
     min_size: int = Field(default=1, ge=1)
     max_size: int = Field(default=2, ge=1)
     num_cpus: float = Field(default=1.0, gt=0)
+    num_gpus: float = Field(default=0.0, ge=0)
+    memory_mb: int | None = Field(default=None, ge=1, description="memory each actor reserves (Ray's `memory` "
+                                                                  "resource; None: no reservation)")
+    resources: dict[str, float] = Field(default_factory=dict, description="custom Ray resources each actor reserves, "
+                                        "e.g. {annot: 0.25}: only nodes offering `annot` run it (a node type)")
 
     @model_validator(mode="after")
     def _min_le_max(self) -> ActorPoolConfig:
         if self.min_size > self.max_size:
             raise ValueError(f"min_size ({self.min_size}) must be <= max_size ({self.max_size})")
         return self
+
+
+class TaskPoolConfig(StrictModel):
+    """A Ray Data stage run as tasks (no actors) and what each task reserves (interrvos.stages)."""
+
+    num_cpus: float = Field(default=1.0, ge=0)
+    concurrency: int | None = Field(default=None, ge=1, description="tasks in flight at most (None: as many as fit)")
+    memory_mb: int | None = Field(default=None, ge=1, description="memory each task reserves (None: no reservation)")
 
 
 class SynthConfig(StrictModel):
@@ -84,6 +99,9 @@ class ExtractConfig(StrictModel):
     out: str = "runs/dataset"
     clip: ClipRuleConfig = Field(default_factory=ClipRuleConfig)
     jpeg_quality: int = Field(default=90, ge=1, le=100)
+    # Planning only reads container headers. It reserves no CPU so that a writer pool which fills the
+    # cluster (min_size = CPUs) cannot starve it of input and deadlock the pipeline.
+    planners: TaskPoolConfig = Field(default_factory=lambda: TaskPoolConfig(num_cpus=0))
     writers: ActorPoolConfig = Field(default_factory=ActorPoolConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
@@ -115,7 +133,7 @@ class DemoConfig(StrictModel):
     writers: ActorPoolConfig = Field(default_factory=ActorPoolConfig)
     annotate: bool = Field(default=True, description="annotate the clips with the offline (local) backend")
     training: DemoTrainingConfig = Field(default_factory=DemoTrainingConfig)
-    ray: RayConfig = Field(default_factory=lambda: RayConfig(num_cpus=2))
+    ray: RayConfig = Field(default_factory=lambda: RayConfig(num_cpus=2, log_to_driver=False))
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -150,6 +168,35 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def _with_section_defaults(model: type[BaseModel], tree: dict[str, Any]) -> dict[str, Any]:
+    """`tree` with every section it gives only in part completed from that section's default: a section
+    whose default is built by a factory with its own values (e.g. `pools.prepare` = 1-2 actors x 0.5 CPU)
+    keeps them when a file or `--set pools.prepare.memory_mb=512` names only some keys, instead of falling
+    back to the section class's generic defaults."""
+    out = dict(tree)
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        given = out.get(key)
+        if not isinstance(given, dict):
+            continue
+        default = field.get_default(call_default_factory=True) if field.default_factory else field.default
+        section = type(default) if isinstance(default, BaseModel) else field.annotation
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+            continue
+        if isinstance(default, BaseModel):
+            given = _deep_merge(default.model_dump(exclude_unset=True), given)
+        out[key] = _with_section_defaults(section, given)
+    return out
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        merged[key] = _deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(
+            merged.get(key), dict) else value
+    return merged
+
+
 def load_config(model: type[M], path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> M:
     """Build `model` from an optional YAML file and dotted overrides; raise ConfigError naming fields."""
     tree: dict[str, Any] = {}
@@ -170,6 +217,6 @@ def load_config(model: type[M], path: str | os.PathLike | None = None, overrides
     if overrides:
         source += " + --set " + " ".join(overrides)
     try:
-        return model.model_validate(tree)
+        return model.model_validate(_with_section_defaults(model, tree))
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source)) from None

@@ -21,6 +21,7 @@ from interrvos.config import SHARED_VIDEOS, DemoConfig, ExtractConfig
 from interrvos.data import storage
 from interrvos.data.video import read_image
 from interrvos.errors import InterRVOSError
+from interrvos.run_logs import link_worker_logs, route_ray_logs
 from interrvos.serving.demo_step import report_section as serving_section
 from interrvos.viz import PALETTE, overlay_masks, save_png, tile_rows
 
@@ -44,7 +45,12 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> str:
 
     console = console or Console(stderr=True)
     timings: dict[str, float] = {}
+    logs = route_ray_logs(cfg.out)  # Ray's and the libraries' own log lines: files, not the console
     _timed(console, "start Ray", timings, lambda: ensure_ray(cfg.ray))
+    route_ray_logs(cfg.out)  # ray.init set its loggers up anew
+    worker_logs = link_worker_logs(logs)
+    console.print(f"[dim]logs: {logs}/driver.log" + (f", Ray's worker logs: {worker_logs}" if worker_logs else "")
+                  + "[/dim]")
     synth_cfg = cfg.synth.model_copy(update={"out": storage.join(cfg.out, "synth"), "ray": cfg.ray})
     synth_summary = _timed(console, "synthesise videos", timings, lambda: run_synth(synth_cfg))
     sources = [synth_cfg.out]
@@ -67,8 +73,10 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> str:
         sections.append(report_section(annotated, storage.join(cfg.out, "report")))
     if cfg.training.enabled:
         sections.append(training_proof(cfg, console, timings))
-    return _timed(console, "write report", timings, lambda: write_report(
+    report = _timed(console, "write report", timings, lambda: write_report(
         cfg.out, synth_summary, extract_summary, problems, extract_cfg.out, timings, baselines, sections))
+    console.print(f"logs: {logs}/ (driver.log; ray/: Ray's worker logs)")
+    return report
 
 
 def training_proof(cfg: DemoConfig, console: Console, timings: dict[str, float]) -> str:

@@ -22,3 +22,7 @@ class VideoError(InterRVOSError):
 
 class DatasetError(InterRVOSError):
     """A dataset folder cannot be read at all (for per-item problems see interrvos.data.validate)."""
+
+
+class ClusterConnectionError(InterRVOSError):
+    """A job cannot join the Ray cluster it was pointed at; the message names the address and what to check."""

@@ -212,7 +212,7 @@ def _stop(proc: subprocess.Popen, children: list) -> list[int]:
     import psutil
 
     forced = []
-    for sig, wait in ((signal.SIGINT, 45), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+    for sig, wait in ((signal.SIGINT, 90), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):  # 90: a loaded machine
         if proc.poll() is not None:
             break
         if sig != signal.SIGINT:

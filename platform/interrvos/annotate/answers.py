@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -56,7 +56,7 @@ def judge(request: ChatRequest, response: ChatResponse) -> dict[str, Any]:
 
 
 class Attempts:
-    """The running record of one item's attempts (shared by the per-request and batch loops)."""
+    """The running record of one item's attempts (`ask` below; the vLLM stage's rounds, across processes)."""
 
     def __init__(self, request: ChatRequest, model: str, cost: Callable[[int, int], float], clip_id: str, item: str):
         self.request, self.model, self.cost, self.clip_id, self.item = request, model, cost, clip_id, item
@@ -110,31 +110,6 @@ async def ask(complete: Callable[[ChatRequest], Awaitable[ChatResponse]], reques
         if done is not None:
             return done
     return attempts.give_up()
-
-
-def ask_batch(complete_many: Callable[[list[ChatRequest]], list[ChatResponse | TransportError]],
-              items: Sequence[tuple[ChatRequest, str, str]], *, model: str, cost: Callable[[int, int], float],
-              max_retries: int) -> list[Outcome]:
-    """Many items through a batch backend (Ray Data LLM): rounds of one batch call each; the
-    invalid answers of a round go into the next with their problems stated. items: (request, clip, item)."""
-    pending = {i: Attempts(req, model, cost, clip, item) for i, (req, clip, item) in enumerate(items)}
-    done: dict[int, Outcome] = {}
-    for _ in range(max_retries + 1):
-        if not pending:
-            break
-        order = list(pending)
-        responses = complete_many([pending[i].request for i in order])
-        for i, response in zip(order, responses, strict=True):
-            if isinstance(response, TransportError):
-                done[i] = pending.pop(i).outcome("failed", reason=f"transport: {response.reason}")
-                continue
-            result = pending[i].record(response)
-            if result is not None:
-                done[i] = result
-                del pending[i]
-    for i, attempts in pending.items():
-        done[i] = attempts.give_up()
-    return [done[i] for i in range(len(items))]
 
 
 # ---- Accounting -----------------------------------------------------------------------------------

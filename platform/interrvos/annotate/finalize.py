@@ -11,7 +11,8 @@ from interrvos.annotate.assemble import (evaluation_sources, filter_for_evaluati
                                          write_split)
 from interrvos.annotate.config import STAGES, AnnotateConfig
 from interrvos.annotate.layout import AnnotateLayout
-from interrvos.annotate.pipeline import all_outcomes
+from interrvos.annotate.rows import all_outcomes
+from interrvos.annotate.samples import save_visual_prompt_samples
 from interrvos.annotate.stats import dataset_stats, plot_stats
 from interrvos.data import storage
 from interrvos.data.records import ClipRecord
@@ -52,7 +53,10 @@ def _run_section(totals: dict, seconds: float) -> dict[str, Any]:
             "total": {**dict(sums), "quarantined": dict(sorted(reasons.items())),
                       "cost_usd": round(sum(s.get("cost_usd", 0.0) for s in stages.values()), 4),
                       "items_per_s": round(sums["items"] / seconds, 2) if seconds else 0.0},
-            "errors": totals["errors"]}
+            "errors": totals["errors"],
+            # clip-steps (prepare, stage1..4, write) run per Ray node, in all and per step
+            "nodes": dict(sorted(totals.get("nodes", {}).items())),
+            "nodes_by_step": {k: dict(sorted(v.items())) for k, v in totals.get("nodes_by_step", {}).items()}}
 
 
 def finalize_annotation(cfg: AnnotateConfig, clips: list[ClipRecord], totals: dict, seconds: float) -> dict[str, Any]:
@@ -76,8 +80,6 @@ def finalize_annotation(cfg: AnnotateConfig, clips: list[ClipRecord], totals: di
     plot_stats(stats, storage.join(layout.stats_dir, "stats.png"))
     bad = quarantined(records)
     storage.write_json(layout.quarantine, bad, indent=2)
-    from interrvos.annotate.report import save_visual_prompt_samples
-
     samples = save_visual_prompt_samples(cfg, records, by_id)
     caption_types = Counter(e.caption_type for v in usable.values() for e in v.expressions.values())
     dataset = {

@@ -9,34 +9,32 @@ Rows are clips, streaming end to end. Exactly-once: every answer is cached durab
 before it is used; a clip's record is written last and only when no item of it failed; a re-run
 skips clips with a record and re-asks only what is not cached. The final dataset is rebuilt from
 the records, so it is the same however many runs and kills it took. A vLLM stage runs as a Ray Data
-LLM processor over the stage's requests instead (a barrier per stage; see backends/vllm_backend.py).
+LLM processor over the stream of the stage's requests instead (a barrier per stage; see vllm_stage.py).
+Every stage's resources come from `stage_plan(cfg)` (`interrvos annotate --show-plan` prints it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import pickle
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from interrvos.annotate import stages
+from interrvos.annotate import stages, vllm_stage
 from interrvos.annotate.answers import merge_stats
+from interrvos.annotate.backends.base import model_id
+from interrvos.annotate.backends.factory import build_backend
 from interrvos.annotate.cache import AnswerCache
 from interrvos.annotate.config import STAGES, AnnotateConfig
 from interrvos.annotate.layout import AnnotateLayout
 from interrvos.annotate.prepare import prepare_clip, signature
+from interrvos.annotate.rows import clip_row, failed_items, frames_still_needed, row_images, with_node
 from interrvos.data import storage
 from interrvos.data.records import ClipRecord
 from interrvos.errors import InterRVOSError
-
-
-def _row(clip_id: str, status: str, state: dict | None = None, images: dict | None = None, **extra: Any) -> dict:
-    # Every row has the same columns so Ray Data blocks share one schema.
-    return {"clip_id": clip_id, "status": status, "state": json.dumps(state) if state is not None else "",
-            "images": pickle.dumps(images) if images else b"", "error": extra.get("error", "")}
+from interrvos.stages import Stage
 
 
 class PrepareClip:
@@ -50,12 +48,12 @@ class PrepareClip:
         clip = ClipRecord.model_validate_json(row["clip"])
         record_path = self.layout.record(clip.clip_id)
         if storage.exists(record_path) and storage.read_json(record_path).get("signature") == self.signature:
-            return _row(clip.clip_id, "done")
+            return clip_row(clip.clip_id, "done")
         try:
             status, state, images = prepare_clip(self.cfg.dataset, clip, self.cfg, self.cache)
         except Exception as err:  # a bad clip is reported, never fatal
-            return _row(clip.clip_id, "error", error=f"prepare: {type(err).__name__}: {err}")
-        return _row(clip.clip_id, status, state, images)
+            return clip_row(clip.clip_id, "error", error=f"prepare: {type(err).__name__}: {err}")
+        return clip_row(clip.clip_id, status, state, images, nodes=with_node({}, "prepare"))
 
 
 class AnswerStage:
@@ -63,8 +61,6 @@ class AnswerStage:
     (threads hand their clip to the loop, where the backend bounds requests in flight and qps)."""
 
     def __init__(self, stage: str, cfg: AnnotateConfig):
-        from interrvos.annotate.backends.base import build_backend
-
         self.stage, self.cfg, self.cache = stage, cfg, AnswerCache(cfg.out)
         self.backend = build_backend(cfg, stage)
         self.loop = asyncio.new_event_loop()
@@ -74,13 +70,15 @@ class AnswerStage:
         if row["status"] != "todo":
             return row
         state = json.loads(row["state"])
-        images = pickle.loads(row["images"]) if row["images"] else {}
+        images = row_images(row)
         try:
             work = stages.run_stage(self.stage, state, self.cfg, self.backend, self.cache, images)
             asyncio.run_coroutine_threadsafe(work, self.loop).result()
         except Exception as err:  # a bug in one clip's handling must not stop the others
-            return _row(row["clip_id"], "error", error=f"{self.stage}: {type(err).__name__}: {err}")
-        return _row(row["clip_id"], "todo", state, frames_still_needed(images, self.stage))
+            return clip_row(row["clip_id"], "error", error=f"{self.stage}: {type(err).__name__}: {err}",
+                            nodes=row.get("nodes", ""))
+        return clip_row(row["clip_id"], "todo", state, frames_still_needed(images, self.stage),
+                        nodes=with_node(row, self.stage))
 
 
 class WriteRecord:
@@ -95,45 +93,31 @@ class WriteRecord:
         state = json.loads(row["state"])
         failed = failed_items(state)
         if failed:
-            return {**_row(row["clip_id"], "incomplete", state), "error": "; ".join(failed[:3])}
+            return {**clip_row(row["clip_id"], "incomplete", state, nodes=row.get("nodes", "")),
+                    "error": "; ".join(failed[:3])}
         storage.write_json(self.layout.record(row["clip_id"]), {"signature": self.signature, **state,
                                                                 "status": row["status"]})
-        return _row(row["clip_id"], "annotated" if row["status"] == "todo" else "no_objects", state)
+        return clip_row(row["clip_id"], "annotated" if row["status"] == "todo" else "no_objects", state,
+                        nodes=with_node(row, "write"))
 
 
-def frames_still_needed(images: dict[str, list[bytes]], done_stage: str) -> dict[str, list[bytes]]:
-    """Only stage 3's frames travel on after stage 1 (cache keys start with their stage)."""
-    return {k: v for k, v in images.items() if k.startswith("stage3/")} if done_stage in ("stage1", "stage2") else {}
-
-
-def failed_items(state: dict) -> list[str]:
-    """'stage item: reason' of every item whose answer could not be fetched (not cached; re-asked next run)."""
-    out = []
-    for outcome in all_outcomes(state):
-        if outcome and outcome["status"] == "failed":
-            out.append(f"{outcome['stage']} {outcome['item']}: {outcome['reason']}")
-    return out
-
-
-def all_outcomes(state: dict) -> list[dict]:
-    return ([*state["stage1"].values(), *state["stage2"]["objects"].values(), state["stage2"]["merge"],
-             state["stage3"]] + [e["outcome"] for e in state["stage4"]])
-
-
-def _llm_stage(ds, stage: str, cfg: AnnotateConfig):
-    import ray
-
-    if cfg.backend_for(stage) == "vllm":
-        from interrvos.annotate.backends.vllm_backend import run_vllm_stage
-
-        rows = run_vllm_stage(stage, ds.take_all(), cfg)
-        return ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
-    pool = getattr(cfg.pools, stage)
-    return ds.map(AnswerStage, fn_constructor_kwargs={"stage": stage, "cfg": cfg}, num_cpus=pool.num_cpus,
-                  compute=ray.data.ActorPoolStrategy(min_size=pool.min_size, max_size=pool.max_size,
-                                                     max_tasks_in_flight_per_actor=pool.clips_in_flight,
-                                                     max_concurrent_calls_per_actor=pool.clips_in_flight,
-                                                     enable_true_multi_threading=True))
+def stage_plan(cfg: AnnotateConfig) -> list[Stage]:
+    """The Ray Data stages of `interrvos annotate` and what each reserves (`--show-plan`)."""
+    plan = [Stage.actor_pool("prepare", cfg.pools.prepare, note="tracks, measured evidence, highlighted frames")]
+    for stage in STAGES:
+        if cfg.backend_for(stage) == "vllm":
+            plan += vllm_stage.stage_plan(cfg, stage)
+            continue
+        pool = getattr(cfg.pools, stage)
+        # Twice as many clips queued per actor as it works on: Ray Data adds an actor when a pool's tasks in
+        # flight exceed 175% of (actors x concurrent calls); with queue == concurrency that never happens and
+        # the pool would stay at min_size whatever the demand (measured: bench/bench_autoscale.py).
+        plan.append(Stage.actor_pool(stage, pool, note=f"{model_id(cfg, stage)}, {pool.clips_in_flight} clips an actor",
+                                     max_tasks_in_flight_per_actor=2 * pool.clips_in_flight,
+                                     max_concurrent_calls_per_actor=pool.clips_in_flight,
+                                     enable_true_multi_threading=True))
+    plan.append(Stage.actor_pool("write", cfg.pools.write, note="the clip's record, written last"))
+    return plan
 
 
 def run_annotate(cfg: AnnotateConfig, progress: Callable[[dict, dict], None] | None = None) -> dict[str, Any]:
@@ -153,17 +137,18 @@ def run_annotate(cfg: AnnotateConfig, progress: Callable[[dict, dict], None] | N
     clips = read_clips_table(cfg.dataset)
     storage.makedirs(cfg.out)
     storage.sweep_temporaries(layout.records_dir)
-    totals: dict[str, Any] = {"clips": {}, "stages": {s: {} for s in STAGES}, "errors": []}
+    totals: dict[str, Any] = {"clips": {}, "stages": {s: {} for s in STAGES}, "errors": [], "nodes": {},
+                              "nodes_by_step": {}}
     if clips:
+        plan = {s.name: s for s in stage_plan(cfg)}
         ds = ray.data.from_items([{"clip": c.model_dump_json()} for c in clips], override_num_blocks=len(clips))
-        pool = cfg.pools.prepare
-        ds = ds.map(PrepareClip, fn_constructor_kwargs={"cfg": cfg}, num_cpus=pool.num_cpus,
-                    compute=ray.data.ActorPoolStrategy(min_size=pool.min_size, max_size=pool.max_size))
+        ds = ds.map(PrepareClip, fn_constructor_kwargs={"cfg": cfg}, **plan["prepare"].ray_args())
         for stage in STAGES:
-            ds = _llm_stage(ds, stage, cfg)
-        pool = cfg.pools.write
-        ds = ds.map(WriteRecord, fn_constructor_kwargs={"cfg": cfg}, num_cpus=pool.num_cpus,
-                    compute=ray.data.ActorPoolStrategy(min_size=pool.min_size, max_size=pool.max_size))
+            if cfg.backend_for(stage) == "vllm":
+                ds = vllm_stage.run_vllm_stage(stage, ds, cfg)
+            else:
+                ds = ds.map(AnswerStage, fn_constructor_kwargs={"stage": stage, "cfg": cfg}, **plan[stage].ray_args())
+        ds = ds.map(WriteRecord, fn_constructor_kwargs={"cfg": cfg}, **plan["write"].ray_args())
         for row in ds.iter_rows():
             _count(totals, row)
             if progress:
@@ -178,3 +163,9 @@ def _count(totals: dict[str, Any], row: dict) -> None:
             merge_stats(totals["stages"][stage], stats)
     if row["error"]:
         totals["errors"].append({"clip_id": row["clip_id"], "status": row["status"], "error": row["error"]})
+    # Which node ran which step of this clip: {node: clip-steps} and {step: {node: clips}}.
+    for step, node in (json.loads(row["nodes"]) if row.get("nodes") else {}).items():
+        if node:
+            totals["nodes"][node] = totals["nodes"].get(node, 0) + 1
+            by_step = totals["nodes_by_step"].setdefault(step, {})
+            by_step[node] = by_step.get(node, 0) + 1

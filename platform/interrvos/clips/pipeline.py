@@ -20,6 +20,8 @@ from interrvos.data import storage
 from interrvos.data.records import ClipRecord
 from interrvos.data.video import VideoReader, encode_jpeg
 from interrvos.errors import InterRVOSError
+from interrvos.placement import count_nodes, current_node_id
+from interrvos.stages import Stage
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
@@ -53,7 +55,7 @@ def list_videos(sources: list[str]) -> list[dict[str, str]]:
 ROW_DEFAULTS: dict[str, Any] = {
     "video_id": "", "path": "", "masks_path": "", "clip_id": "", "status": "", "stage": "", "error": "",
     "start": 0, "end": 0, "fps": 0.0, "width": 0, "height": 0, "video_frames": 0,
-    "seconds": 0.0, "frames": 0, "kept": 0, "dropped": 0,
+    "seconds": 0.0, "frames": 0, "kept": 0, "dropped": 0, "node": "",
 }
 
 
@@ -102,7 +104,7 @@ class ClipWriter:
         except Exception as e:
             return _error_row(row, "write", e)
         return _row(row, status="written", seconds=time.perf_counter() - started, frames=record.num_frames,
-                    kept=len(record.object_ids), dropped=len(dropped))
+                    kept=len(record.object_ids), dropped=len(dropped), node=current_node_id())
 
     def _source_tracks(self, row: dict[str, Any]) -> dict[str, dict]:
         if not row["masks_path"]:
@@ -140,6 +142,12 @@ class ClipWriter:
         return record, dropped
 
 
+def stage_plan(cfg: ExtractConfig) -> list[Stage]:
+    """The Ray Data stages of `interrvos extract` and what each reserves (`interrvos extract --show-plan`)."""
+    return [Stage.tasks("plan", cfg.planners, note="reads container headers, cuts clips"),
+            Stage.actor_pool("write", cfg.writers, note="decodes frames, writes JPEGs and tracks")]
+
+
 def run_extract(cfg: ExtractConfig, progress: Any = None) -> dict[str, Any]:
     """Run the extraction pipeline on Ray and finalise the dataset folder; returns the run summary."""
     import ray
@@ -153,37 +161,54 @@ def run_extract(cfg: ExtractConfig, progress: Any = None) -> dict[str, Any]:
     storage.makedirs(cfg.out)
     if not videos:
         raise InterRVOSError(f"no video files ({', '.join(VIDEO_SUFFIXES)}) in {', '.join(cfg.videos)}")
+    plan, write = stage_plan(cfg)
     ds = ray.data.from_items(videos, override_num_blocks=len(videos))
-    # Planning only reads container headers. It declares no CPU so that a writer pool which fills the
-    # cluster (min_size = CPUs) cannot starve it of input and deadlock the pipeline.
-    ds = ds.flat_map(plan_video, fn_kwargs={"rule": cfg.clip, "out": cfg.out}, num_cpus=0)
+    ds = ds.flat_map(plan_video, fn_kwargs={"rule": cfg.clip, "out": cfg.out}, **plan.ray_args())
     ds = ds.map(ClipWriter, fn_constructor_kwargs={"rule": cfg.clip, "out": cfg.out, "jpeg_quality": cfg.jpeg_quality},
-                compute=ray.data.ActorPoolStrategy(min_size=cfg.writers.min_size, max_size=cfg.writers.max_size),
-                num_cpus=cfg.writers.num_cpus)
-    results = []
+                **write.ray_args())
+    tally = RunTally()
     for row in ds.iter_rows():
-        results.append(row)
+        tally.add(row)
         if progress:
             progress(row)
-    run = _run_stats(videos, results, time.perf_counter() - started)
+    run = tally.summary(len(videos), time.perf_counter() - started)
     return finalize_dataset(cfg.out, run)
 
 
-def _run_stats(videos: list[dict], results: list[dict], seconds: float) -> dict[str, Any]:
-    status = Counter(r["status"] for r in results)
-    written = [r for r in results if r["status"] == "written"]
-    frames = sum(int(r.get("frames") or 0) for r in written)
-    return {
-        "videos_listed": len(videos),
-        "videos_failed": len({r["video_id"] for r in results if r["status"] == "error" and r["stage"] == "probe"}),
-        "videos_without_clips": status["no_clips"],
-        "clips_written": status["written"],
-        "clips_skipped_already_done": status["done"],
-        "clips_failed": sum(1 for r in results if r["status"] == "error" and r["stage"] == "write"),
-        "frames_written": frames,
-        "seconds": round(seconds, 2),
-        "frames_per_second": round(frames / seconds, 1) if seconds else 0.0,
-        "errors": sorted(({"video_id": r["video_id"], "clip_id": r["clip_id"], "path": r["path"], "stage": r["stage"],
-                           "error": r["error"]} for r in results if r["status"] in ("error", "no_clips")),
-                         key=lambda e: (e["video_id"], e["clip_id"])),
-    }
+class RunTally:
+    """What the driver keeps of the rows streaming back: counters and the errors, never the rows."""
+
+    def __init__(self) -> None:
+        self.status: Counter[str] = Counter()
+        self.probe_failed: set[str] = set()  # videos that could not be read
+        self.write_failed = self.frames = 0
+        self.nodes: Counter[str] = Counter()  # clips written per Ray node
+        self.errors: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.status[row["status"]] += 1
+        if row["status"] == "written":
+            self.frames += int(row.get("frames") or 0)
+            self.nodes[row["node"]] += 1
+        elif row["status"] == "error":
+            if row["stage"] == "probe":
+                self.probe_failed.add(row["video_id"])
+            elif row["stage"] == "write":
+                self.write_failed += 1
+        if row["status"] in ("error", "no_clips"):
+            self.errors.append({k: row[k] for k in ("video_id", "clip_id", "path", "stage", "error")})
+
+    def summary(self, videos_listed: int, seconds: float) -> dict[str, Any]:
+        return {
+            "videos_listed": videos_listed,
+            "videos_failed": len(self.probe_failed),
+            "videos_without_clips": self.status["no_clips"],
+            "clips_written": self.status["written"],
+            "clips_skipped_already_done": self.status["done"],
+            "clips_failed": self.write_failed,
+            "frames_written": self.frames,
+            "seconds": round(seconds, 2),
+            "frames_per_second": round(self.frames / seconds, 1) if seconds else 0.0,
+            "nodes": count_nodes(self.nodes.elements()),  # clips written per Ray node
+            "errors": sorted(self.errors, key=lambda e: (e["video_id"], e["clip_id"])),
+        }

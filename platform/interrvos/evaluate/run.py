@@ -28,6 +28,7 @@ from interrvos.evaluate.protocol import exact_mean, summarize_items
 from interrvos.evaluate.report import markdown_tables, write_reports
 from interrvos.evaluate.score import score_expression
 from interrvos.evaluate.sensitivity import expression_sensitivity
+from interrvos.stages import Stage
 
 
 def object_expressions(ds: Dataset) -> Dataset:
@@ -91,6 +92,14 @@ def score_items(cfg: EvaluateConfig, ds: Dataset, index: PredictionIndex, source
     return _score_on_ray(cfg, shards, sources, options, progress)
 
 
+def stage_plan(cfg: EvaluateConfig) -> list[Stage]:
+    """The scoring stage of `interrvos evaluate` and what each actor reserves (`--show-plan`)."""
+    note = f"{cfg.expressions_per_task} expressions a task"
+    if cfg.executor == "local":
+        return [Stage("score", "driver", note=f"executor: local (one process, no Ray); {note}")]
+    return [Stage.actor_pool("score", cfg.workers, note=note)]
+
+
 def _score_on_ray(cfg: EvaluateConfig, shards: list[list], sources: dict[str, Any], options: dict,
                   progress: Callable[[dict], None] | None) -> list[dict]:
     import ray
@@ -98,14 +107,14 @@ def _score_on_ray(cfg: EvaluateConfig, shards: list[list], sources: dict[str, An
     from interrvos.runtime import ensure_ray
 
     ensure_ray(cfg.ray)
+    (stage,) = stage_plan(cfg)
     rows = [{"shard": json.dumps(s)} for s in shards]
     data = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 2000)))
     data = data.flat_map(
         ShardScorer,
         fn_constructor_kwargs={"dataset": cfg.dataset, "expressions": cfg.expressions, "sources": sources,
                                "options": options},
-        compute=ray.data.ActorPoolStrategy(min_size=cfg.workers.min_size, max_size=cfg.workers.max_size),
-        num_cpus=cfg.workers.num_cpus,
+        **stage.ray_args(),
     )
     items = []
     for item in data.iter_rows():

@@ -154,9 +154,7 @@ class ModelConfig(StrictModel):
 
 
 class PredictWorkers(ActorPoolConfig):
-    """The predict actor pool: one model per actor."""
-
-    num_gpus: float = Field(default=0.0, ge=0)
+    """The predict actor pool: one model per actor (`num_gpus` > 0 puts each on a GPU)."""
 
 
 class PredictConfig(StrictModel):
@@ -166,6 +164,8 @@ class PredictConfig(StrictModel):
     checkpoint: str = "runs/checkpoint"
     out: str = "runs/predictions.jsonl"
     inference: InferenceSettings | None = Field(default=None, description="override the checkpoint's inference settings")
+    model_overrides: list[str] = Field(default_factory=list, description="dotted settings of the checkpoint's model "
+                                       "config that keep its weights, e.g. sam.image_size=256 (sweep axes model.*)")
     videos: list[str] | None = Field(default=None, description="only these videos")
     limit: int | None = Field(default=None, ge=1, description="at most this many expressions (smoke runs)")
     batch_size: int = Field(default=4, ge=1, description="expressions per actor call (one video's share its frames)")

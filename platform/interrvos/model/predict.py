@@ -29,6 +29,8 @@ from interrvos.model.predictions_io import (
     read_predictions,
     write_predictions,
 )
+from interrvos.placement import count_nodes, current_node_id
+from interrvos.stages import Stage
 
 
 def part_name(video: str, expression: str) -> str:
@@ -75,24 +77,41 @@ def resolve_device(device: str, dtype: str):
     return dev, dt
 
 
+def load_predict_model(checkpoint: str, device: str, dtype: str, num_threads: int = 1,
+                       model_overrides: list[str] | None = None):
+    """(model, device, dtype): a checkpoint's model in eval mode, as each predict actor holds it (also the
+    sweep's actors). model_overrides: dotted settings of its model config that keep the weights."""
+    import torch
+
+    from interrvos.model.checkpoint import load_checkpoint
+
+    torch.set_num_threads(max(1, num_threads))
+    dev, dt = resolve_device(device, dtype)
+    return load_checkpoint(checkpoint, model_overrides or None).to(dev, dt).eval(), dev, dt
+
+
+def segment_dataset_video(model, ds: Dataset, vid: str, texts: list[str], settings: InferenceSettings, device, dtype):
+    """segment_video over one video of a dataset (frames decoded lazily): one model call for `texts`."""
+    from interrvos.model.inference import inference_context, segment_video
+
+    if vid not in ds.videos:
+        raise DatasetError(f"video {vid!r} is not in the dataset")
+    with inference_context(device, dtype):
+        return segment_video(model, DatasetFrames(ds, vid), texts, settings)
+
+
 class PredictWorker:
     """One model per actor: loads the checkpoint once, then segments batches of expression rows."""
 
     def __init__(self, checkpoint: str, dataset: str, parts: str, inference: dict | None, device: str, dtype: str,
-                 num_threads: int = 1):  # fmt: skip
-        import torch
-
-        from interrvos.model.checkpoint import load_checkpoint
-
-        torch.set_num_threads(max(1, num_threads))
-        self.device, self.dtype = resolve_device(device, dtype)
-        self.model = load_checkpoint(checkpoint).to(self.device, self.dtype).eval()
+                 num_threads: int = 1, model_overrides: list[str] | None = None):  # fmt: skip
+        self.model, self.device, self.dtype = load_predict_model(checkpoint, device, dtype, num_threads, model_overrides)
         self.settings = InferenceSettings(**inference) if inference else self.model.cfg.inference
         self.ds = load_dataset(dataset)
         self.parts = parts
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        out: dict[str, list] = {"video": [], "expression": [], "status": [], "error": [], "frames": []}
+        out: dict[str, list] = {"video": [], "expression": [], "status": [], "error": [], "frames": [], "node": []}
         by_video: dict[str, list[tuple[str, str]]] = {}
         for vid, exp_id, text in zip(batch["video"], batch["expression"], batch["text"], strict=True):
             by_video.setdefault(str(vid), []).append((str(exp_id), str(text)))
@@ -116,16 +135,12 @@ class PredictWorker:
         return out
 
     def _segment(self, vid: str, texts: list[str]):
-        from interrvos.model.inference import inference_context, segment_video
-
-        if vid not in self.ds.videos:
-            raise DatasetError(f"video {vid!r} is not in the dataset")
-        with inference_context(self.device, self.dtype):
-            return segment_video(self.model, DatasetFrames(self.ds, vid), texts, self.settings)
+        return segment_dataset_video(self.model, self.ds, vid, texts, self.settings, self.device, self.dtype)
 
     @staticmethod
     def _record(out: dict, vid: str, exp: str, status: str, error: str, frames: int) -> None:
-        row = {"video": vid, "expression": exp, "status": status, "error": error, "frames": frames}
+        row = {"video": vid, "expression": exp, "status": status, "error": error, "frames": frames,
+               "node": current_node_id()}
         for key, value in row.items():
             out[key].append(value)
 
@@ -137,6 +152,11 @@ def _existing(out: str) -> dict[tuple[str, str], dict]:
         return read_predictions(out)
     except PredictionsError:
         return {}  # a damaged file is rebuilt from the parts and by predicting again
+
+
+def stage_plan(cfg: PredictConfig) -> list[Stage]:
+    """The Ray Data stage of `interrvos predict` and what each actor reserves (`--show-plan`)."""
+    return [Stage.actor_pool("predict", cfg.workers, note=f"one model per actor, {cfg.batch_size} expressions a call")]
 
 
 def run_predict(cfg: PredictConfig, progress: Callable[[dict], None] | None = None) -> dict:
@@ -159,17 +179,16 @@ def run_predict(cfg: PredictConfig, progress: Callable[[dict], None] | None = No
     if todo:
         ensure_ray(cfg.ray)
         workers = cfg.workers
+        (stage,) = stage_plan(cfg)
         pipeline = ray.data.from_items(todo).map_batches(
             PredictWorker,
             fn_constructor_kwargs={
                 "checkpoint": cfg.checkpoint, "dataset": cfg.dataset, "parts": parts,
                 "inference": cfg.inference.model_dump() if cfg.inference else None, "device": cfg.device,
-                "dtype": cfg.dtype, "num_threads": max(1, int(workers.num_cpus)),
+                "dtype": cfg.dtype, "num_threads": max(1, int(workers.num_cpus)), "model_overrides": cfg.model_overrides,
             },  # fmt: skip
             batch_size=cfg.batch_size,
-            compute=ray.data.ActorPoolStrategy(min_size=workers.min_size, max_size=workers.max_size),
-            num_cpus=workers.num_cpus,
-            num_gpus=workers.num_gpus,
+            **stage.ray_args(),
         )
         for row in pipeline.iter_rows():
             statuses.append(row)
@@ -192,6 +211,7 @@ def run_predict(cfg: PredictConfig, progress: Callable[[dict], None] | None = No
         "written": sum(s["status"] == "written" for s in statuses), "already_done": len(rows) - len(todo),
         "predictions": len(lines), "errors": errors, "seconds": round(seconds, 2),
         "frames_segmented": frames, "frames_per_s": round(frames / seconds, 2) if frames else 0.0,
+        "nodes": count_nodes(s["node"] for s in statuses if s["status"] == "written"),  # expressions per Ray node
     }  # fmt: skip
     storage.write_json(f"{cfg.out}.summary.json", summary, indent=2)
     return summary

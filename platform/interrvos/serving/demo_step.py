@@ -5,6 +5,7 @@ app (its table goes into the report, checked against `interrvos evaluate`), then
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -73,6 +74,7 @@ def serve_for_demo(root: str, checkpoints: dict[str, str], dataset: str, predict
     base = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)  # Serve's per-app INFO lines stay off the report's console
     try:
         serve.run(model_deployment(model_cfg).bind(model_cfg.model_dump(mode="json")), name="model", route_prefix="/")
         serve.run(evaluation_deployment(eval_cfg).bind(eval_cfg.model_dump(mode="json")), name="evaluate",

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from interrvos.config import ActorPoolConfig
 from interrvos.data.mevis import load_dataset
+from interrvos.stages import Stage
 from interrvos.train.checkpointing import resume_step_hint
 from interrvos.train.config import TrainConfig
 from interrvos.train.plan import SamplePlan, SourceInfo, source_info
@@ -31,8 +33,14 @@ def make_plan(cfg: TrainConfig, sources: list[SourceInfo], world_size: int) -> S
                       world_size=world_size, seed=cfg.seed)  # fmt: skip
 
 
+def stage_plan(cfg: TrainConfig) -> list[Stage]:
+    """The Ray Data stage feeding each training worker and what each of its actors reserves."""
+    return [Stage.actor_pool("decode", cfg.data.decoders,
+                             note=f"per training worker ({cfg.workers.num_workers}): frames, masks, processor")]
+
+
 def rank_dataset(plan: SamplePlan, task: TrainTask, rank: int, start_step: int, total_steps: int,
-                 decode_workers: int = 1, decode_cpus: float = 0.5):  # fmt: skip
+                 decoders: ActorPoolConfig):  # fmt: skip
     """Rank's samples for steps [start_step, total_steps) as a streaming Ray Dataset of training rows."""
     import ray.data
 
@@ -42,20 +50,17 @@ def rank_dataset(plan: SamplePlan, task: TrainTask, rank: int, start_step: int, 
                  "expressions": [], "seed": 0}]  # fmt: skip
     blocks = max(1, min(len(rows) // plan.batch_size, 4096))  # about one micro-batch per block: early first batch
     return ray.data.from_items(rows, override_num_blocks=blocks).map(
-        BuildSamples, fn_constructor_args=(task,), num_cpus=decode_cpus,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=decode_workers),
-    )  # fmt: skip
+        BuildSamples, fn_constructor_args=(task,), **Stage.actor_pool("decode", decoders).ray_args())
 
 
 class RankDataset:
     """Ray Train calls this at every worker-group start: the rank's remaining samples."""
 
     def __init__(self, plan: SamplePlan, task: TrainTask, rank: int, total_steps: int, run_uri: str,
-                 decode_workers: int, decode_cpus: float):  # fmt: skip
+                 decoders: ActorPoolConfig):  # fmt: skip
         self.plan, self.task, self.rank, self.total_steps, self.run_uri = plan, task, rank, total_steps, run_uri
-        self.decode_workers, self.decode_cpus = decode_workers, decode_cpus
+        self.decoders = decoders
 
     def __call__(self):
         start = min(resume_step_hint(self.run_uri), self.total_steps)
-        return rank_dataset(self.plan, self.task, self.rank, start, self.total_steps, self.decode_workers,
-                            self.decode_cpus)  # fmt: skip
+        return rank_dataset(self.plan, self.task, self.rank, start, self.total_steps, self.decoders)

@@ -1,7 +1,10 @@
 """The per-worker training function (Ray Train V2 `TorchTrainer`): build the model, `deepspeed.initialize`
 inside the worker (Ray has set up the process group: gloo on CPU, nccl on GPU), resume from the latest
 checkpoint, then micro-batches from this rank's Ray Data shard -> forward/backward -> engine.step; every
-optimizer step reports metrics, every N steps and at the end a checkpoint (`ray.train.report`).
+`log.every_n_steps` optimizer steps one all-reduce of the metrics and a row in rank 0's local CSV; every
+`checkpoint.every_n_steps` and at the end a checkpoint with `ray.train.report` (and metrics-only reports
+every `log.report_every_n_steps`, off by default: each one is a cross-rank sync through Ray's
+synchronisation actor and waits for the controller to have polled the previous one; docs/training.md).
 
 CPU and GPU run this same code; they differ only in what `deepspeed_config` generates (fp32 and torch
 AdamW vs bf16 and fused AdamW), the accelerator DeepSpeed selects and the device batches land on.
@@ -16,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from interrvos.placement import record_train_worker
 from interrvos.train.checkpointing import (
     LOG_FILE,
     checkpoint_dir_name,
@@ -24,7 +28,7 @@ from interrvos.train.checkpointing import (
     write_state,
 )
 from interrvos.train.config import TrainConfig
-from interrvos.train.observe import MetricsLog, write_progress
+from interrvos.train.observe import MetricsLog, ProgressWriter
 from interrvos.train.task import rows_from_batch
 
 try:  # Ray Data's collate interface; a plain callable works too
@@ -82,26 +86,29 @@ def build_engine(cfg: TrainConfig, model, world_size: int, use_gpu: bool, total_
     return engine, scheduler
 
 
-def _mean_over_ranks(values: dict[str, float], device) -> dict[str, float]:
+def reduce_over_ranks(means: dict[str, Any], sums: dict[str, Any], device) -> tuple[dict, dict]:
+    """Means of `means` and totals of `sums` over the ranks, in one all-reduce (python floats or 0-d
+    tensors on `device`: accumulated on the device, read back once here instead of once per micro-batch)."""
     import torch
     import torch.distributed as dist
 
-    keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
-    if dist.is_initialized() and dist.get_world_size() > 1:
+    mean_keys, sum_keys = sorted(means), sorted(sums)
+    values = [means[k] for k in mean_keys] + [sums[k] for k in sum_keys]
+    t = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device).reshape(()) for v in values])
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    if world > 1:
         dist.all_reduce(t)
-        t /= dist.get_world_size()
-    return dict(zip(keys, t.tolist(), strict=True))
+    out = t.tolist()
+    reduced_means = {k: v / world for k, v in zip(mean_keys, out[:len(mean_keys)], strict=True)}
+    return reduced_means, dict(zip(sum_keys, out[len(mean_keys):], strict=True))
 
 
-def _sum_over_ranks(value: float, device) -> float:
-    import torch
-    import torch.distributed as dist
-
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(t)
-    return float(t.item())
+def reporting_steps(step: int, total_steps: int, cfg: TrainConfig) -> tuple[bool, bool, bool]:
+    """(log, report, checkpoint) at optimizer step `step`. The same on every rank (collectives follow)."""
+    checkpoint = step % cfg.checkpoint.every_n_steps == 0 or step == total_steps
+    every = cfg.log.report_every_n_steps
+    report = checkpoint or bool(every and step % every == 0)
+    return report or step % cfg.log.every_n_steps == 0, report, checkpoint
 
 
 def train_fn(config: dict[str, Any]) -> None:
@@ -123,6 +130,7 @@ def train_fn(config: dict[str, Any]) -> None:
 
     local = tempfile.mkdtemp(prefix="interrvos-train-")
     log = MetricsLog(os.path.join(local, LOG_FILE))
+    progress = ProgressWriter(run_uri, total_steps) if rank == 0 else None
     step, restored = 0, None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint:
@@ -135,11 +143,12 @@ def train_fn(config: dict[str, Any]) -> None:
              "fingerprint": fingerprint, "task": task.name, "config": cfg.model_dump(mode="json")}  # fmt: skip
     if step >= total_steps:  # nothing left: the run had finished
         return
+    record_train_worker(run_uri, rank, world, step)  # where this rank runs (the summary's rank -> node)
     shard = ray.train.get_dataset_shard(dataset_name(rank))
     batches = shard.iter_torch_batches(batch_size=cfg.optim.batch_size, collate_fn=Collate(task),
                                        prefetch_batches=cfg.data.prefetch_batches)  # fmt: skip
     accum = cfg.optim.grad_accum
-    sums: dict[str, float] = {}
+    sums: dict[str, Any] = {}  # loss terms: 0-d tensors on the device
     samples = tokens = expected_micro = 0
     data_wait = 0.0
     step_started = waited_from = time.perf_counter()
@@ -159,8 +168,8 @@ def train_fn(config: dict[str, Any]) -> None:
         engine.backward(losses["loss"])
         lr = float(engine.optimizer.param_groups[0]["lr"]) if micro == accum - 1 else None
         engine.step()
-        for k, v in losses.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach()) / accum
+        for k, v in losses.items():  # on the device: no host sync per micro-batch
+            sums[k] = sums.get(k, 0.0) + v.detach().to(torch.float64) / accum
         samples += n_rows
         tokens += task.batch_tokens(batch)
         if micro < accum - 1:
@@ -169,12 +178,21 @@ def train_fn(config: dict[str, Any]) -> None:
         step += 1
         now = time.perf_counter()
         elapsed, step_started = now - step_started, now  # wall time per step: reports count in the next one
-        if step % cfg.log.every_n_steps == 0 or step == total_steps or step % cfg.checkpoint.every_n_steps == 0:
-            metrics = _mean_over_ranks({**sums, "data_wait_s": data_wait}, device)
-            all_samples, all_tokens = _sum_over_ranks(samples, device), _sum_over_ranks(tokens, device)
+        log_now, report_now, checkpoint_now = reporting_steps(step, total_steps, cfg)
+        if log_now:
+            metrics, totals = reduce_over_ranks({**sums, "data_wait_s": data_wait},
+                                                {"samples": samples, "tokens": tokens}, device)  # fmt: skip
             metrics.update({"step": step, "epoch": epoch, "lr": lr, "step_time_s": elapsed,
-                            "samples_per_s": all_samples / elapsed, "tokens_per_s": all_tokens / elapsed})  # fmt: skip
-            _report(engine, metrics, step, total_steps, cfg, rank, log, state, run_uri)
+                            "samples_per_s": totals["samples"] / elapsed,
+                            "tokens_per_s": totals["tokens"] / elapsed})  # fmt: skip
+            metrics = {k: (round(v, 8) if isinstance(v, float) else v) for k, v in metrics.items()}
+            if rank == 0:
+                log.append(metrics)
+                progress.write(metrics, force=report_now)
+            if checkpoint_now:
+                _report_checkpoint(engine, metrics, step, rank, log, state)
+            elif report_now:
+                ray.train.report(metrics)
         sums, samples, tokens, data_wait = {}, 0, 0, 0.0
         if step >= total_steps:
             break
@@ -185,23 +203,15 @@ def train_fn(config: dict[str, Any]) -> None:
         torch.distributed.barrier()
 
 
-def _report(engine, metrics: dict, step: int, total_steps: int, cfg: TrainConfig, rank: int, log: MetricsLog,
-            state: dict, run_uri: str) -> None:  # fmt: skip
+def _report_checkpoint(engine, metrics: dict, step: int, rank: int, log: MetricsLog, state: dict) -> None:
+    import shutil
+
     import ray.train
 
-    metrics = {k: (round(v, 8) if isinstance(v, float) else v) for k, v in metrics.items()}
-    if rank == 0:
-        log.append(metrics)
-        write_progress(run_uri, metrics, total_steps)
-    if step % cfg.checkpoint.every_n_steps and step != total_steps:
-        ray.train.report(metrics)
-        return
     with tempfile.TemporaryDirectory(prefix="interrvos-ckpt-") as folder:
         save_deepspeed(engine, folder, step)
         if rank == 0:
             write_state(folder, {**state, "step": step, "epoch": metrics["epoch"]})
-            import shutil
-
             shutil.copy(log.path, os.path.join(folder, LOG_FILE))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder),
                          checkpoint_dir_name=checkpoint_dir_name(step))  # fmt: skip

@@ -66,6 +66,24 @@ def write_progress(run_uri: str, metrics: dict[str, Any], total_steps: int) -> N
     storage.write_json(storage.join(run_uri, PROGRESS_FILE), progress)
 
 
+class ProgressWriter:
+    """Rank 0's progress file, written at most every `min_interval_s` (the driver polls it once a second;
+    on object storage each write is a request inside the step), always for the last step and when forced."""
+
+    def __init__(self, run_uri: str, total_steps: int, min_interval_s: float = 1.0):
+        self.run_uri, self.total_steps, self.min_interval_s = run_uri, total_steps, min_interval_s
+        self._last: float | None = None
+
+    def write(self, metrics: dict[str, Any], force: bool = False) -> bool:
+        now = time.monotonic()
+        due = self._last is None or now - self._last >= self.min_interval_s
+        if not (due or force or metrics.get("step") == self.total_steps):
+            return False
+        write_progress(self.run_uri, metrics, self.total_steps)
+        self._last = now
+        return True
+
+
 class ProgressWatcher:
     """Driver side: a thread polling the run's progress file; calls `update(progress)` on every change."""
 

@@ -9,11 +9,13 @@ Run folder `<storage>/<name>/` (local path or URI):
   model/                the export: a ReVIOsA checkpoint (interrvos.model.checkpoint) of the last step
   export.json           the export's summary (step, checkpoint)
   report/               metrics.csv, loss_curve.png, report.md
+  workers/              one record per rank per worker group: the Ray node it ran on, the step it started at
   train_summary.json    what run_train returns
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -22,6 +24,7 @@ from typing import Any
 
 from interrvos.data import storage
 from interrvos.errors import InterRVOSError
+from interrvos.placement import train_placement
 from interrvos.train.checkpointing import LOG_FILE, resume_step_hint
 from interrvos.train.config import TrainConfig
 from interrvos.train.data import RankDataset, load_sources, make_plan
@@ -66,8 +69,8 @@ def build_trainer(cfg: TrainConfig, task, plan, total_steps: int, use_gpu: bool,
 
     w = cfg.workers
     resources = {"CPU": w.cpus_per_worker, **({"GPU": w.gpus_per_worker} if use_gpu else {})}
-    datasets = {dataset_name(r): RankDataset(plan, task, r, total_steps, uri, cfg.data.decode_workers,
-                                             cfg.data.decode_cpus) for r in range(w.num_workers)}  # fmt: skip
+    datasets = {dataset_name(r): RankDataset(plan, task, r, total_steps, uri, cfg.data.decoders)
+                for r in range(w.num_workers)}
     return TorchTrainer(
         train_fn,
         train_loop_config={"cfg": cfg.model_dump(mode="json"), "task": task, "total_steps": total_steps,
@@ -82,6 +85,20 @@ def build_trainer(cfg: TrainConfig, task, plan, total_steps: int, use_gpu: bool,
     )
 
 
+@contextlib.contextmanager
+def poll_interval(seconds: float | None):
+    """Ray Train reads its controller's poll interval from the driver's environment when `fit` starts: set
+    it for this run only (a value the user exported wins), so one run's setting never leaks into the next."""
+    if seconds is None or POLL_ENV in os.environ:
+        yield
+        return
+    os.environ[POLL_ENV] = str(seconds)
+    try:
+        yield
+    finally:
+        os.environ.pop(POLL_ENV, None)
+
+
 def _progress(cfg: TrainConfig) -> tuple[Callable | None, Callable]:
     interactive = sys.stderr.isatty() if cfg.log.progress == "auto" else cfg.log.progress
     if not interactive:
@@ -91,19 +108,20 @@ def _progress(cfg: TrainConfig) -> tuple[Callable | None, Callable]:
     return tqdm_progress()
 
 
-def run_train(cfg: TrainConfig, task=None, progress: Callable[[dict], None] | None = None) -> dict[str, Any]:
-    """Train (or resume) the run `<storage>/<name>`, export and report; returns the summary."""
+def run_train(cfg: TrainConfig, task=None, progress: Callable[[dict], None] | None = None,
+              sources=None) -> dict[str, Any]:  # fmt: skip
+    """Train (or resume) the run `<storage>/<name>`, export and report; returns the summary. `sources`
+    (train.plan.SourceInfo per data source) replaces the planning input read from the datasets'
+    expressions, for tasks that plan over something else (pretrain/: a clip's objects)."""
     from interrvos.runtime import ensure_ray
     from interrvos.train.export import export_on_ray
     from interrvos.train.observe import ProgressWatcher
 
     started = time.perf_counter()
-    if cfg.workers.report_poll_s is not None:
-        os.environ.setdefault(POLL_ENV, str(cfg.workers.report_poll_s))
     ensure_ray(cfg.ray)
     uri = run_uri(cfg)
     world = cfg.workers.num_workers
-    plan = make_plan(cfg, load_sources(cfg), world)
+    plan = make_plan(cfg, sources if sources is not None else load_sources(cfg), world)
     total = plan.total_steps(cfg.optim.epochs, cfg.optim.max_steps)
     task = task or default_task(cfg)
     use_gpu = resolve_use_gpu(cfg)
@@ -115,11 +133,12 @@ def run_train(cfg: TrainConfig, task=None, progress: Callable[[dict], None] | No
     try:
         if resumed_from < total:
             trainer = build_trainer(cfg, task, plan, total, use_gpu, uri)
-            if progress:
-                with ProgressWatcher(uri, progress):
+            with poll_interval(cfg.workers.report_poll_s):
+                if progress:
+                    with ProgressWatcher(uri, progress):
+                        result = trainer.fit()
+                else:
                     result = trainer.fit()
-            else:
-                result = trainer.fit()
     finally:
         close()
     if result is not None and result.error:
@@ -143,6 +162,7 @@ def run_train(cfg: TrainConfig, task=None, progress: Callable[[dict], None] | No
             summary["export"] = export_on_ray(checkpoint, storage.join(uri, "model"), task, cfg.workers.cpus_per_worker)
             storage.write_json(marker, summary["export"], indent=2)
     summary.update(write_report(uri, checkpoint, cfg))
+    summary.update(train_placement(uri, total))  # worker_groups (rank -> node per start) and nodes (steps)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     storage.write_json(storage.join(uri, "train_summary.json"), summary, indent=2)
     return summary

@@ -3,7 +3,8 @@
 A backend never judges an answer (that is `answers.ask`'s job, the same for all backends); it only
 gets text back, retrying transport failures (429, 5xx, timeouts) itself and raising TransportError
 when it gives up. `model_id` names backend and model ("openai:gpt-4o"): it is part of every cache
-key, so answers of one model are never served for another.
+key, so answers of one model are never served for another. The backends import this module and
+`factory.build_backend` builds them; nothing here imports a backend.
 """
 
 from __future__ import annotations
@@ -95,17 +96,3 @@ def needs_evidence(cfg: AnnotateConfig) -> bool:
     """The local backend answers from measurements (stages 1, 3) and templates use its facts (2, 4)."""
     return any(cfg.backend_for(s) == "local" for s in ("stage1", "stage2", "stage3", "stage4"))
 
-
-def build_backend(cfg: AnnotateConfig, stage: str) -> Backend:
-    """The async backend answering `stage` (vLLM runs as a Ray Data processor instead: see vllm_backend)."""
-    name = cfg.backend_for(stage)
-    role = "vision" if stage in ("stage1", "stage3") else "text"
-    if name == "openai":
-        from interrvos.annotate.backends.openai_backend import OpenAIBackend
-
-        return OpenAIBackend(cfg.openai, role)
-    if name == "local":
-        from interrvos.annotate.backends.local_backend import LocalBackend
-
-        return LocalBackend(cfg.local, role, model_id(cfg, stage))
-    raise ValueError(f"backend {name!r} has no async client; it runs as a Ray Data LLM processor")
