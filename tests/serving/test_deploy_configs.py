@@ -206,13 +206,20 @@ def _descendants(pid: int) -> list:
         return []
 
 
+# `serve run` with SIGINT's default disposition, whatever this process inherited: a shell starts background
+# jobs with SIGINT ignored, an ignored signal stays ignored across exec, and Python then installs no
+# KeyboardInterrupt handler, so `serve run` would never see the Ctrl-C this test sends (exec keeps the pid).
+WITH_DEFAULT_SIGINT = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                       "os.execv(sys.argv[1], sys.argv[1:])"]
+
+
 def _stop(proc: subprocess.Popen, children: list) -> list[int]:
     """SIGINT (serve run shuts Serve and its own Ray down), then SIGTERM, then SIGKILL, by PID; then
     any process it started that outlived it, by PID. Returns the PIDs that had to be killed."""
     import psutil
 
     forced = []
-    for sig, wait in ((signal.SIGINT, 90), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):  # 90: a loaded machine
+    for sig, wait in ((signal.SIGINT, 45), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
         if proc.poll() is not None:
             break
         if sig != signal.SIGINT:
@@ -260,8 +267,8 @@ def test_serve_run_starts_the_model_app_from_its_yaml(tmp_path):
     log_path = tmp_path / "serve-run.log"
     base = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([str(BIN / "serve"), "run", str(config)], cwd=REPO, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+        proc = subprocess.Popen([*WITH_DEFAULT_SIGINT, str(BIN / "serve"), "run", str(config)], cwd=REPO, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
     children: dict[int, object] = {}
     forced: list[int] = []
     try:
