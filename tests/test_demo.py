@@ -26,6 +26,8 @@ def test_demo_writes_a_report_with_tables_and_pictures(ray_cluster, tmp_path):
     assert "## Training: the tiny ReVIOsA learns" in text and "ran 6 optimizer steps on 2 CPU workers" in text
     assert re.search(r"\| ReVIOsA-tiny trained \(6 steps\) \|", text) and "| baseline: empty |" in text
     assert "Cross-expression mask IoU of the trained model" in text and "| baseline: largest_object | " in text
+    assert "### The sweep: trained and untrained x K, J&F x100 with 95% intervals" in text  # interrvos.sweep
+    assert re.search(r"\| untrained K=2 \| c[0-9a-f]{10} \| [0-9.]+ \[[0-9.]+, [0-9.]+\]", text) and "jf_vs_K" in text
     assert "## Serving: the trained checkpoint on Ray Serve" in text and "served_overlay.png" in text
     assert "equal to `interrvos evaluate` on the same file." in text and "interrvos serve all --set" in text
     # Every picture the report links exists.

@@ -328,6 +328,11 @@ def cluster_render(
     _run(body)
 
 
+from interrvos.sweep.cli import register as register_sweep  # noqa: E402 (the command lives beside its engine)
+
+register_sweep(app)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     app(prog_name="interrvos")

@@ -2,7 +2,8 @@
 
 synthetic videos -> clip extraction (the paper's rule) -> validation -> annotation (offline backend)
 -> validation -> baselines; then the training proof on a short-clip synthetic set: synth -> extract ->
-annotate -> train the tiny ReVIOsA (Ray Train + DeepSpeed) -> predict + evaluate on held-out videos;
+annotate -> train the tiny ReVIOsA (Ray Train + DeepSpeed) -> a sweep (trained and untrained x K: predict +
+evaluate, interrvos.sweep) on held-out videos;
 -> one Markdown report with tables and pictures.
 """
 
@@ -80,12 +81,12 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> str:
 
 
 def training_proof(cfg: DemoConfig, console: Console, timings: dict[str, float]) -> str:
-    """Synth -> extract -> annotate a short-clip set, train the tiny model on its `train` split, predict
-    and evaluate its `valid` split; returns the report section."""
+    """Synth -> extract -> annotate a short-clip set, train the tiny model on its `train` split, then sweep
+    the trained and the untrained model x 2 values of K on its `valid` split; returns the report section."""
     from interrvos.annotate.report import annotate_for_demo
     from interrvos.clips.pipeline import run_extract
     from interrvos.synth.generate import run_synth
-    from interrvos.train.proof import train_for_demo
+    from interrvos.sweep.proof import train_for_demo
 
     t = cfg.training
     root = storage.join(cfg.out, "training")
@@ -105,7 +106,7 @@ def training_proof(cfg: DemoConfig, console: Console, timings: dict[str, float])
         raise InterRVOSError(f"{annotated}: the training proof needs expressions in both splits (train "
                              f"{splits['train']['expressions']}, valid {splits['valid']['expressions']}); "
                              "use more or longer videos (training.synth) or another training.val_fraction")
-    proof = _timed(console, "train, predict, evaluate", timings,
+    proof = _timed(console, "train, then sweep (predict, evaluate)", timings,
                    lambda: train_for_demo(annotated, root, cfg.ray, max_steps=t.max_steps))
     served = _timed(console, "serve the trained checkpoint (model app, evaluation app)", timings,
                     lambda: serve_trained(root, proof))
@@ -121,8 +122,10 @@ def training_proof(cfg: DemoConfig, console: Console, timings: dict[str, float])
         f"{splits['valid']['videos']} held-out clips ({splits['valid']['expressions']} expressions), disjoint by "
         f"source video. `interrvos train` ran {train['steps']} optimizer steps on {train['workers']} CPU workers "
         f"(Ray Train + DeepSpeed ZeRO-{train['zero_stage']}, global batch {train['global_batch']}) in "
-        f"{proof['train_seconds']} s; then `interrvos predict` and `interrvos evaluate` on the held-out clips, "
-        "beside the same model untrained and the model-free baselines.",
+        f"{proof['train_seconds']} s; then a sweep (the engine of `interrvos sweep`: predict, evaluate) of the "
+        f"trained and the same model untrained x K (frames the MLLM sees) in {proof['k_values']} on the held-out "
+        f"clips, in {proof['sweep_seconds']} s, beside the model-free baselines. The tables are at K={proof['own_k']}, "
+        "the model's own setting.",
         f"Overall J&F: trained **{jf['trained']['overall']}**, untrained {jf['untrained']['overall']}, "
         f"best model-free baseline ({proof['best_trivial_baseline']}) "
         f"{jf['baseline_' + proof['best_trivial_baseline']]['overall']}. `random_object` and `largest_object` "
@@ -130,6 +133,10 @@ def training_proof(cfg: DemoConfig, console: Console, timings: dict[str, float])
         f"of the trained model: {_fmt_iou(proof['cross_expression_iou']['trained'])} (0: its masks follow the "
         "expression, as the ground truth's do; 100: one mask whatever the expression).",
         proof["tables"],
+        "### The sweep: trained and untrained x K, J&F x100 with 95% intervals",
+        proof["sweep_table"],
+        *([f"![J&F against K]({rel(proof['sweep_plot'])})"] if proof["sweep_plot"] else []),
+        f"Every cell, paired differences and more plots: [{rel(proof['sweep_report'])}]({rel(proof['sweep_report'])}).",
         f"![loss curve]({rel(train['loss_curve'])})",
         "### The trained model's predictions (actor and target overlays)",
         *[f"![{os.path.basename(p)}]({rel(p)})" for p in proof["overlays"]],
@@ -142,12 +149,8 @@ def serve_trained(root: str, proof: dict) -> dict:
     """The serving step on the proof's checkpoints: the trained export (default) and the untrained model."""
     from interrvos.serving.demo_step import serve_for_demo
 
-    steps = proof["train"]["steps"]
-    checkpoints = {f"trained-step{steps}": proof["train"]["export"]["checkpoint"],
-                   "untrained": storage.join(root, "proof", "untrained", "model")}  # fmt: skip
-    predictions = storage.join(root, "proof", f"trained_step{steps}", "predictions.jsonl")
-    return serve_for_demo(storage.join(root, "serve"), checkpoints, proof["val_dataset"], predictions,
-                          proof["jf"]["trained"]["overall"])  # fmt: skip
+    return serve_for_demo(storage.join(root, "serve"), proof["checkpoints"], proof["val_dataset"],
+                          proof["trained_predictions"], proof["jf"]["trained"]["overall"])  # fmt: skip
 
 
 def _fmt_iou(value: float | None) -> str:

@@ -198,16 +198,15 @@ def test_without_the_shared_schemas_rendering_says_the_kuberay_check_was_skipped
 
 def test_every_long_job_has_a_rayjob_running_its_jobs_script(spec):
     for job in LONG_JOBS:
-        if not (REPO / "jobs" / f"{job}.py").exists():
-            assert job == "sweep" and job not in spec.jobs  # no sweep job yet: nothing to submit
-            continue
         doc = _load(f"cluster/kuberay/rayjob-{job}.yaml")
         args = shlex.split(doc["spec"]["entrypoint"])
         assert args[:4] == ["python", f"jobs/{job}.py", "--config", spec.jobs[job].config]
         assert (REPO / args[3]).is_file()
         overrides = args[5::2]
         assert args[4::2] == ["--set"] * len(overrides) and overrides == spec.job_overrides(job)
-        assert all(spec.storage in o for o in overrides)  # every job reads and writes the shared storage
+        assert any(o.startswith("out=") or o.startswith("storage=") for o in overrides)
+        # every job writes to the shared storage (the sweep's cache alone is a folder on the head)
+        assert all(spec.storage in o for o in overrides if o.startswith(("out=", "storage=")))
 
 
 def test_a_job_override_that_is_not_a_config_field_is_rejected(tmp_path):

@@ -2,7 +2,7 @@
 -- python jobs/<job>.py --config jobs/configs/<job>.yaml --set ...` (synth once through JobSubmissionClient)
 to a real head, each ending SUCCEEDED with its outputs in place, on tiny settings; a bad config ends
 FAILED with the field error as the last line of the job's log. The jobs chain (synth -> extract ->
-annotate -> train -> predict -> evaluate) through module fixtures; the demo runs on its own. ~5 min on
+annotate -> train -> predict -> evaluate, sweep) through module fixtures; the demo runs on its own. ~5 min on
 2 cores, the demo ~2.5 of them."""
 
 from __future__ import annotations
@@ -138,6 +138,21 @@ def test_evaluate_job_scores_the_predictions(head, work, annotated, predictions)
     _succeeded(head, submit(head, "evaluate", "--config", "jobs/configs/evaluate.yaml", *sets), "evaluate")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["settings"]["overall"]["JF"] >= 0 and (out / "metrics.md").is_file()
+
+
+def test_sweep_job_scores_its_grid_and_resubmitted_predicts_nothing(head, work, annotated, trained):
+    checkpoint = trained["export"]["checkpoint"]
+    sets = _sets(f"checkpoints=[{{id: jobs, path: {checkpoint}}}]", f"datasets=[{{id: valid, path: {annotated}/valid}}]",
+                 "axes={K: {field: inference.num_frames, values: [1, 2]}}", f"out={work / 'sweep'}",
+                 f"cache={work / 'sweep_cache'}", "report.plots=false")  # fmt: skip
+    first = _succeeded(head, submit(head, "sweep", "--config", "jobs/configs/sweep.yaml", *sets), "sweep")
+    summary = json.loads((work / "sweep" / "sweep_summary.json").read_text())
+    assert summary["cells"] == summary["done"] == 2 and not summary["failed"], first.output[-3000:]
+    assert summary["expressions_predicted"] > 0 and (work / "sweep" / "report.md").is_file()
+    # Submitted again (a new job, a new upload of the repo): the cache on the driver's node answers it all.
+    _succeeded(head, submit(head, "sweep", "--config", "jobs/configs/sweep.yaml", *sets), "sweep (re-submitted)")
+    again = json.loads((work / "sweep" / "sweep_summary.json").read_text())
+    assert again["model_calls"] == again["expressions_predicted"] == 0 and again["done"] == 2
 
 
 def test_demo_job_writes_its_report(head, work):

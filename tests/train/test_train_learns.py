@@ -34,7 +34,7 @@ def test_train_cli_export_predict_evaluate_and_it_learns(ray_cluster, tmp_path):
     from interrvos.model.checkpoint import load_checkpoint, save_checkpoint
     from interrvos.model.reviosa import build_model
     from interrvos.train.checkpointing import consolidated_trainable
-    from interrvos.train.proof import TRIVIAL_BASELINES, predict_and_evaluate
+    from interrvos.sweep.proof import TRIVIAL_BASELINES, predict_and_evaluate
 
     train = write_pushing_dataset(tmp_path / "train", num_videos=6, num_frames=6, height=72, width=96, seed=0)
     val = write_pushing_dataset(tmp_path / "val", num_videos=2, num_frames=8, height=72, width=96, seed=100)

@@ -32,6 +32,7 @@ JOB_CONFIG_MODELS = {
     "train": ("interrvos.train.config", "TrainConfig"),
     "predict": ("interrvos.model.config", "PredictConfig"),
     "evaluate": ("interrvos.evaluate.config", "EvaluateConfig"),
+    "sweep": ("interrvos.sweep.config", "SweepConfig"),
 }
 
 

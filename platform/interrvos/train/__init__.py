@@ -14,8 +14,6 @@ _EXPORTS = {
     "TrainConfig": "interrvos.train.config",
     "run_train": "interrvos.train.run",
     "export_checkpoint": "interrvos.train.export",
-    "train_and_evaluate": "interrvos.train.proof",
-    "train_for_demo": "interrvos.train.proof",
     "deepspeed_config": "interrvos.train.deepspeed_config",
 }
 __all__ = sorted(_EXPORTS)

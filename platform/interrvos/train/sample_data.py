@@ -40,3 +40,25 @@ def write_pushing_dataset(root: str | Path, num_videos: int = 3, num_frames: int
         })  # fmt: skip
     write_dataset(str(root), videos, masks)
     return str(root)
+
+
+def teach_tiny(model, steps: int, lr: float = 1e-2) -> None:
+    """A few optimizer steps (in this process, no Ray) on one synthetic clip. A random-init tiny model
+    answers without [SEG_ACT] (empty masks, J&F 0 everywhere); ~40 steps teach it to emit the token
+    and draw masks that score above 0: for tests and benchmarks that need predictions that are not empty."""
+    import torch
+
+    from interrvos.model.processor import TrainingExpression
+
+    clip, p = synthetic_clip(4, 48, 64, seed=0), model.processor
+    exps = [TrainingExpression("red square pushing the blue disc", clip.actor[:2], clip.target[:2]),
+            TrainingExpression("the blue disc", clip.target[:2]), TrainingExpression("the red square", clip.actor[:2])]
+    batch = p.collate([p.sample(clip.frames[:2], exps, model.sample_rng())])
+    opt = torch.optim.AdamW(model.trainable_parameters().values(), lr=lr, weight_decay=0.0)
+    model.train()
+    for _ in range(steps):
+        loss = model(batch)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
