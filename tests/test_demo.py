@@ -15,7 +15,7 @@ def test_demo_writes_a_report_with_tables_and_pictures(ray_cluster, tmp_path):
     training = DemoTrainingConfig(synth=SynthConfig(num_videos=4, num_frames=100, width=96, height=72, seed=3),
                                   clip=ClipRuleConfig(min_bin_frames=100), val_fraction=0.5, max_steps=6)
     cfg = DemoConfig(out=str(tmp_path / "demo"), include_real_videos=False,
-                     synth=SynthConfig(num_videos=2, num_frames=1250, width=128, height=96),
+                     synth=SynthConfig(num_videos=1, num_frames=1250, width=128, height=96),
                      clip=ClipRuleConfig(clip_frames=120), training=training)
     report = run_demo(cfg)
     text = open(report).read()
