@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast proof bench clean
 
 setup:
 	@bash scripts/setup_env.sh
@@ -12,6 +12,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+# The long referring proof (issue 15): pretraining, ReVIOsA in three modes, held-out evaluation (< 60 min, 2 cores).
+proof: setup
+	$(VENV)/bin/interrvos proof --config jobs/configs/proof.yaml
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"

@@ -332,6 +332,18 @@ from interrvos.sweep.cli import register as register_sweep  # noqa: E402 (the co
 
 register_sweep(app)
 
+from interrvos.pretrain.cli import register as register_pretrain  # noqa: E402
+
+register_pretrain(app)
+
+from interrvos.probe.cli import register as register_probe  # noqa: E402 (probe-text, pretrain-text)
+
+register_probe(app)
+
+from interrvos.proof.cli import register as register_proof  # noqa: E402
+
+register_proof(app)
+
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)

@@ -12,7 +12,8 @@ from interrvos.config import load_config
 from interrvos.data.mevis import load_dataset
 from interrvos.errors import ConfigError
 from interrvos.train.config import TrainConfig
-from interrvos.train.deepspeed_config import deepspeed_config, lr_factor, optimizer_kind, precision
+from interrvos.train.deepspeed_config import (deepspeed_config, lr_factor, optimizer_kind, param_groups,
+                                             precision, scheduler_factory)
 from interrvos.train.plan import SamplePlan, SourceInfo, VideoInfo, apportion, group_expressions, source_info
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,6 +83,35 @@ def test_lr_warms_up_linearly_then_decays_by_cosine_to_zero():
 
 def _video(name: str, n_exp: int, uni: set[int], frames: int = 10) -> VideoInfo:
     return VideoInfo(name, frames, tuple((str(i), i in uni) for i in range(n_exp)))
+
+
+def test_lr_multipliers_give_a_part_its_own_lr_under_the_same_schedule():
+    import torch
+
+    model = torch.nn.ModuleDict({"mllm": torch.nn.Linear(3, 3), "sam": torch.nn.ModuleDict(
+        {"decoder": torch.nn.Linear(3, 3), "encoder": torch.nn.Linear(3, 3)})})
+    model["sam"]["encoder"].requires_grad_(False)
+    groups = param_groups(model, 0.05, lr=1e-3, multipliers={"mllm": 0.1, "sam.decoder": 0.5})
+    by_param = {id(p): g for g in groups for p in g["params"]}
+    lr_of = lambda p: by_param[id(p)].get("lr", 1e-3)  # noqa: E731
+    assert lr_of(model["mllm"].weight) == pytest.approx(1e-4) and lr_of(model["mllm"].bias) == pytest.approx(1e-4)
+    assert lr_of(model["sam"]["decoder"].weight) == pytest.approx(5e-4)
+    assert id(model["sam"]["encoder"].weight) not in by_param  # frozen: in no group
+    assert by_param[id(model["mllm"].weight)]["weight_decay"] == 0.05 and by_param[id(model["mllm"].bias)]["weight_decay"] == 0
+    # without multipliers: the two groups of before, no lr key (the optimizer's own lr)
+    assert [sorted(g) for g in param_groups(model, 0.05)] == [["params", "weight_decay"]] * 2
+    cfg = load_config(TrainConfig, None, ["optim.max_steps=10", "optim.warmup_ratio=0.2"])
+    opt = torch.optim.AdamW(groups, lr=1e-3)
+    sched = scheduler_factory(cfg, 10)(opt)
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    ratios = {round(g["lr"] / g["initial_lr"], 6) for g in opt.param_groups}
+    assert len(ratios) == 1  # one schedule for every group
+    with pytest.raises(ValueError, match="no parameter is named like"):
+        param_groups(model, 0.05, lr=1e-3, multipliers={"projection": 2.0})
+    with pytest.raises(ConfigError, match="lr_multipliers"):
+        load_config(TrainConfig, None, ["optim.lr_multipliers={mllm: 0}"])
 
 
 def test_expression_groups_cover_every_expression_with_a_unidirectional_one_each():

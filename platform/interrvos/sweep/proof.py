@@ -24,11 +24,12 @@ TRIVIAL_BASELINES = ("empty", "full", "random_object", "largest_object")
 FEW_FRAMES = 2  # the sweep's other K: the model's own num_frames, and this
 
 
-def _jf(metrics: dict) -> dict[str, float]:
-    return {s: round(metrics["settings"][s]["JF"], 2) for s in ("overall", "actor_target", "referring")}
+def jf_of(metrics: dict) -> dict[str, float]:
+    values = {s: metrics["settings"][s]["JF"] for s in ("overall", "actor_target", "referring")}
+    return {s: None if v is None else round(v, 2) for s, v in values.items()}  # None: no expression of that setting
 
 
-def _cross_iou(metrics: dict) -> float | None:
+def cross_iou_of(metrics: dict) -> float | None:
     """evaluate/sensitivity.py: 0 when the masks follow the expression, 100 when they ignore it."""
     return (metrics.get("expression_sensitivity") or {}).get("cross_iou")
 
@@ -50,7 +51,7 @@ def proof_sweep(checkpoints: dict[str, str], val_dataset: str, out: str, k_value
     })  # fmt: skip
 
 
-def _sweep_or_fail(cfg) -> dict[str, Any]:
+def sweep_or_fail(cfg) -> dict[str, Any]:
     """Run the sweep; InterRVOSError naming every cell that failed."""
     from interrvos.errors import InterRVOSError
     from interrvos.sweep.run import run_sweep
@@ -62,14 +63,14 @@ def _sweep_or_fail(cfg) -> dict[str, Any]:
     return summary
 
 
-def _cell_files(cfg, label: str) -> tuple[dict, str]:
+def cell_files(cfg, label: str) -> tuple[dict, str]:
     """(metrics, predictions path) of a cell of a finished sweep, by label."""
     cells = {c["label"]: c for c in storage.read_json(storage.join(cfg.out, "cells.json"))}
     folder = storage.join(cfg.out, "cells", cells[label]["cell"])
     return storage.read_json(storage.join(folder, "metrics.json")), storage.join(folder, "predictions.jsonl")
 
 
-def _draw_overlays(predictions: str, dataset: str, out: str, samples: int) -> str:
+def draw_overlays(predictions: str, dataset: str, out: str, samples: int) -> str:
     """The evaluation report of a cell's predictions with `samples` overlays; returns the overlays folder."""
     from interrvos.evaluate.config import EvaluateConfig, OverlayConfig
     from interrvos.evaluate.run import run_evaluate
@@ -79,6 +80,16 @@ def _draw_overlays(predictions: str, dataset: str, out: str, samples: int) -> st
     return storage.join(out, "overlays")
 
 
+def score_baselines(dataset: str, ray_cfg: RayConfig) -> dict[str, dict]:
+    """The model-free baselines' metrics on `dataset` (in this process: a held-out set is small)."""
+    from interrvos.evaluate.config import EvaluateConfig, OverlayConfig
+    from interrvos.evaluate.run import score_predictions
+
+    return {b: score_predictions(EvaluateConfig(dataset=dataset, baseline=b, executor="local",
+                                                overlays=OverlayConfig(samples=0), ray=ray_cfg))
+            for b in TRIVIAL_BASELINES}  # fmt: skip
+
+
 def predict_and_evaluate(checkpoint: str, dataset: str, out: str, name: str, ray_cfg: RayConfig,
                          overlays: int = 0) -> dict[str, Any]:  # fmt: skip
     """A checkpoint on a dataset through the sweep engine (a one-cell sweep under `<out>/sweep`, its
@@ -86,11 +97,11 @@ def predict_and_evaluate(checkpoint: str, dataset: str, out: str, name: str, ray
     predictions with overlays (`<out>/evaluate/`). Returns the cell's metrics (those of `interrvos
     predict` + `interrvos evaluate`), named `name`."""
     cfg = proof_sweep({"model": checkpoint}, dataset, out, None, ray_cfg)
-    _sweep_or_fail(cfg)
-    metrics, predictions = _cell_files(cfg, "model")
+    sweep_or_fail(cfg)
+    metrics, predictions = cell_files(cfg, "model")
     storage.write_bytes(storage.join(out, "predictions.jsonl"), storage.read_bytes(predictions))
     if overlays:
-        _draw_overlays(predictions, dataset, storage.join(out, "evaluate"), overlays)
+        draw_overlays(predictions, dataset, storage.join(out, "evaluate"), overlays)
     return {**metrics, "name": name}
 
 
@@ -98,9 +109,7 @@ def train_and_evaluate(cfg: TrainConfig, val_dataset: str, out: str, ray_cfg: Ra
                        overlays: int = 6) -> dict[str, Any]:  # fmt: skip
     """Train `cfg` (or resume it), then sweep the trained model and the untrained one over 2 values of K on
     `val_dataset` and score the baselines; writes `<out>/report.md` and `<out>/proof_summary.json`."""
-    from interrvos.evaluate.config import EvaluateConfig, OverlayConfig
     from interrvos.evaluate.report import markdown_tables
-    from interrvos.evaluate.run import score_predictions
     from interrvos.model.checkpoint import read_config, save_checkpoint
     from interrvos.model.config import load_model_config
     from interrvos.model.reviosa import ReVIOsA
@@ -119,20 +128,17 @@ def train_and_evaluate(cfg: TrainConfig, val_dataset: str, out: str, ray_cfg: Ra
     own_k = read_config(trained_ckpt).inference.num_frames
     checkpoints = {trained_id: trained_ckpt, "untrained": untrained_ckpt}  # the first: served by default
     sweep_cfg = proof_sweep(checkpoints, val_dataset, out, sorted({FEW_FRAMES, own_k}), ray_cfg)
-    sweep = _sweep_or_fail(sweep_cfg)
-    trained, predictions = _cell_files(sweep_cfg, f"{trained_id} K={own_k}")
-    untrained, _ = _cell_files(sweep_cfg, f"untrained K={own_k}")
+    sweep = sweep_or_fail(sweep_cfg)
+    trained, predictions = cell_files(sweep_cfg, f"{trained_id} K={own_k}")
+    untrained, _ = cell_files(sweep_cfg, f"untrained K={own_k}")
     # The overlays of the trained model: its predictions, drawn by the evaluation's report code.
-    overlays_dir = _draw_overlays(predictions, val_dataset, storage.join(out, "trained_overlays"), overlays)
+    overlays_dir = draw_overlays(predictions, val_dataset, storage.join(out, "trained_overlays"), overlays)
     results = {f"{model_name} trained ({train['steps']} steps)": trained, f"{model_name} untrained": untrained}
-    baselines = {}
-    for b in TRIVIAL_BASELINES:
-        m = score_predictions(EvaluateConfig(dataset=val_dataset, baseline=b, executor="local",
-                                             overlays=OverlayConfig(samples=0), ray=ray_cfg))  # fmt: skip
-        results[f"baseline: {b}"] = baselines[b] = m
+    baselines = score_baselines(val_dataset, ray_cfg)
+    results.update({f"baseline: {b}": m for b, m in baselines.items()})
     best = max(baselines, key=lambda b: baselines[b]["settings"]["overall"]["JF"])
     tables = markdown_tables(results)
-    jf = {"trained": _jf(trained), "untrained": _jf(untrained), **{f"baseline_{b}": _jf(m) for b, m in baselines.items()}}
+    jf = {"trained": jf_of(trained), "untrained": jf_of(untrained), **{f"baseline_{b}": jf_of(m) for b, m in baselines.items()}}
     pivot = json.loads(storage.read_bytes(storage.join(sweep_cfg.out, "pivot.json")))
     plot = storage.join(sweep_cfg.out, "plots", "jf_vs_K__valid.png")
     summary = {
@@ -140,7 +146,7 @@ def train_and_evaluate(cfg: TrainConfig, val_dataset: str, out: str, ray_cfg: Ra
         "sweep_table": pivot_markdown(sweep_cfg, pivot), "sweep_plot": plot if storage.exists(plot) else None,
         "sweep_report": sweep["report"], "k_values": sweep_cfg.axes["K"].values, "own_k": own_k,
         "checkpoints": checkpoints, "trained_predictions": predictions,
-        "cross_expression_iou": {"trained": _cross_iou(trained), "untrained": _cross_iou(untrained)},
+        "cross_expression_iou": {"trained": cross_iou_of(trained), "untrained": cross_iou_of(untrained)},
         "overlays": [storage.join(overlays_dir, f) for f in storage.list_dir(overlays_dir)],
         "train_seconds": round(trained_at - started, 1), "sweep_seconds": sweep["seconds"],
         "seconds": round(time.perf_counter() - started, 1),

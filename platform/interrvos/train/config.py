@@ -84,6 +84,18 @@ class OptimConfig(StrictModel):
     grad_clip: float = Field(default=1.0, ge=0, description="0: no clipping")
     warmup_ratio: float = Field(default=0.05, ge=0, lt=1, description="linear warm-up share of the steps")
     schedule: Literal["cosine", "constant"] = "cosine"
+    lr_multipliers: dict[str, float] = Field(
+        default_factory=dict, description="parameter-name prefix -> multiplier of lr (the longest matching prefix "
+        "wins), e.g. {mllm: 0.1} trains the language model's LoRA ten times slower than the rest; a pretrained part "
+        "wants a smaller step than a freshly initialised one")
+
+    @field_validator("lr_multipliers")
+    @classmethod
+    def _positive_multipliers(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not v > 0}
+        if bad:
+            raise ValueError(f"lr multipliers must be > 0, got {bad}")
+        return value
     batch_size: int = Field(default=2, ge=1, description="samples per worker per micro-step")
     grad_accum: int = Field(default=4, ge=1)
     epochs: int = Field(default=10, ge=1)

@@ -70,16 +70,35 @@ def deepspeed_config(cfg: TrainConfig, world_size: int, use_gpu: bool) -> dict[s
     return _merge(conf, ds.extra)
 
 
-def param_groups(model, weight_decay: float) -> list[dict]:
-    """Trainable parameters in two groups: matrices with weight decay, biases/norms/1-D without."""
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
+def lr_multiplier(name: str, multipliers: dict[str, float]) -> float:
+    """The multiplier of parameter `name`: that of the longest prefix in `multipliers` it starts with, else 1."""
+    matches = [prefix for prefix in multipliers if name == prefix or name.startswith(prefix + ".")]
+    return multipliers[max(matches, key=len)] if matches else 1.0
+
+
+def param_groups(model, weight_decay: float, lr: float | None = None,
+                 multipliers: dict[str, float] | None = None) -> list[dict]:  # fmt: skip
+    """Trainable parameters grouped by (weight decay, lr): matrices with weight decay, biases/norms/1-D
+    without, and each `multipliers` prefix at lr x its multiplier (the lr schedule scales every group alike)."""
+    multipliers = multipliers or {}
+    unmatched = [p for p in multipliers if not any(n == p or n.startswith(p + ".") for n, _ in model.named_parameters())]
+    if unmatched:
+        raise ValueError(f"optim.lr_multipliers: no parameter is named like {unmatched}")
+    groups: dict[tuple[bool, float], list] = {}
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    if not decay and not no_decay:
+            groups.setdefault((p.ndim >= 2, lr_multiplier(name, multipliers)), []).append(p)
+    if not groups:
         raise ValueError("the model has no trainable parameters")
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+    out = []
+    for (decay, mult), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1] != 1.0, kv[0][1])):
+        group = {"params": params, "weight_decay": weight_decay if decay else 0.0}
+        if mult != 1.0:
+            if lr is None:
+                raise ValueError("param_groups: lr multipliers need the base lr")
+            group["lr"] = lr * mult
+        out.append(group)
+    return out
 
 
 def build_optimizer(cfg: TrainConfig, groups: list[dict], use_gpu: bool):

@@ -76,7 +76,7 @@ def build_engine(cfg: TrainConfig, model, world_size: int, use_gpu: bool, total_
 
     from interrvos.train.deepspeed_config import build_optimizer, deepspeed_config, param_groups, scheduler_factory
 
-    groups = param_groups(model, cfg.optim.weight_decay)
+    groups = param_groups(model, cfg.optim.weight_decay, cfg.optim.lr, cfg.optim.lr_multipliers)
     optimizer = build_optimizer(cfg, groups, use_gpu)
     engine, _, _, scheduler = deepspeed.initialize(
         model=model, optimizer=optimizer, model_parameters=groups if optimizer is None else None,
@@ -144,6 +144,9 @@ def train_fn(config: dict[str, Any]) -> None:
     if step >= total_steps:  # nothing left: the run had finished
         return
     record_train_worker(run_uri, rank, world, step)  # where this rank runs (the summary's rank -> node)
+    from interrvos.train.idle_backoff import install_idle_backoff
+
+    install_idle_backoff()  # the data pipeline's executor thread must not spin beside the step (idle_backoff.py)
     shard = ray.train.get_dataset_shard(dataset_name(rank))
     batches = shard.iter_torch_batches(batch_size=cfg.optim.batch_size, collate_fn=Collate(task),
                                        prefetch_batches=cfg.data.prefetch_batches)  # fmt: skip

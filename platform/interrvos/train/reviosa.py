@@ -176,21 +176,8 @@ class ReviosaTask:
     def export(self, trainable: dict[str, Any], uri: str, info: dict[str, Any]) -> str:
         """Rebuild the model from its config, check its frozen weights are the trained run's, load the
         trained tensors and write a model checkpoint (interrvos.model.checkpoint.save_checkpoint)."""
-        import torch
+        from interrvos.model.checkpoint import save_checkpoint
+        from interrvos.train.task import rebuild_trained
 
-        from interrvos.model.checkpoint import CheckpointError, save_checkpoint
-
-        model = self.build_model()
-        expected = info.get("fingerprint")
-        if expected is not None and not np.isclose(self.fingerprint(model), expected, rtol=1e-9, atol=0):
-            raise CheckpointError(f"{uri}: the rebuilt model's frozen weights differ from the trained run's "
-                                  f"(fingerprint {self.fingerprint(model)!r} != {expected!r})")  # fmt: skip
-        params = model.trainable_parameters()
-        missing = sorted(set(params) - set(trainable))
-        if missing:  # extra names are fine: buffers and tied aliases DeepSpeed also lists
-            raise CheckpointError(f"{uri}: the checkpoint lacks trained tensors of the model: {missing[:3]} "
-                                  f"({len(missing)} in all)")  # fmt: skip
-        with torch.no_grad():
-            for name, p in params.items():
-                p.copy_(trainable[name].to(p.dtype))
+        model = rebuild_trained(self, trainable, info, uri)
         return save_checkpoint(model, uri, extra={"training": info})

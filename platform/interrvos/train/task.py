@@ -72,3 +72,26 @@ def fingerprint_frozen(model) -> float:
             if not p.requires_grad and p.numel():
                 total += float(p.detach().double().abs().sum())
     return total
+
+
+def rebuild_trained(task: TrainTask, trainable: dict[str, Any], info: dict[str, Any], uri: str) -> Any:
+    """What an export starts from: the task's model rebuilt, its frozen weights checked against the run's
+    fingerprint (info["fingerprint"]), every trainable parameter loaded from `trainable` (name -> tensor)."""
+    import torch
+
+    from interrvos.model.checkpoint import CheckpointError
+
+    model = task.build_model()
+    expected = info.get("fingerprint")
+    if expected is not None and not np.isclose(task.fingerprint(model), expected, rtol=1e-9, atol=0):
+        raise CheckpointError(f"{uri}: the rebuilt model's frozen weights differ from the trained run's "
+                              f"(fingerprint {task.fingerprint(model)!r} != {expected!r})")  # fmt: skip
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    missing = sorted(set(params) - set(trainable))
+    if missing:  # extra names are fine: buffers and tied aliases DeepSpeed also lists
+        raise CheckpointError(f"{uri}: the checkpoint lacks trained tensors of the model: {missing[:3]} "
+                              f"({len(missing)} in all)")  # fmt: skip
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(trainable[name].to(p.dtype))
+    return model
