@@ -86,6 +86,7 @@ def test_no_stage_writes_its_own_actor_pool_any_more():
     ("annotate", ["--set", "text_backend=vllm"], ["prepare", "stage2 vLLM", "write"]),
     ("predict", ["--set", "workers.num_gpus=1"], ["predict"]),
     ("evaluate", ["--baseline", "oracle"], ["score"]),
+    ("train", [], ["decode"]),
 ])
 def test_show_plan_prints_the_stages_and_starts_nothing(job, args, expect):
     # An unreachable cluster address: the command would fail if it tried to join it.
@@ -93,6 +94,21 @@ def test_show_plan_prints_the_stages_and_starts_nothing(job, args, expect):
     assert result.exit_code == 0, result.output
     assert f"stage plan of `interrvos {job}`" in result.output and "cpus  gpus  memory_mb" in result.output
     assert all(re.search(rf"^{re.escape(name)}\s", result.output, re.M) for name in expect), result.output
+
+
+def test_train_show_plan_prints_the_decoder_stage_with_its_resources_and_starts_no_ray(monkeypatch):
+    def no_ray(*args, **kwargs):
+        raise AssertionError("--show-plan started Ray")
+
+    monkeypatch.setattr(ray, "init", no_ray)
+    result = CliRunner().invoke(app, ["train", "--show-plan", "--workers", "3", "--set", "data.decode_workers=4",
+                                      "--set", "data.decode_cpus=0.25", "--set", "data.decode_memory_mb=700"])
+    assert result.exit_code == 0, result.output
+    assert "stage plan of `interrvos train`" in result.output
+    (row,) = [line.split() for line in result.output.splitlines() if line.startswith("decode ")]
+    # stage, kind, min, max, cpus, gpus, memory_mb, resources, then the note naming the training workers
+    assert row[:8] == ["decode", "actor-pool", "1", "4", "0.25", "0", "700", "-"], result.output
+    assert "per training worker (3)" in result.output
 
 
 def test_the_plan_table_names_every_reservation():

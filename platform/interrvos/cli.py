@@ -37,15 +37,32 @@ def _show_plan(job: str, stages) -> None:
 
 
 def _run(fn):
-    """Run a job body, turning our typed errors into a clear message and a non-zero exit."""
-    try:
-        return fn()
-    except ConfigError as e:
-        console.print(f"[red]config error:[/red] {escape(str(e))}", soft_wrap=True)
-        raise typer.Exit(2) from None
-    except InterRVOSError as e:
-        console.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
-        raise typer.Exit(1) from None
+    """Run a job body, turning our typed errors into a clear message and a non-zero exit. Every command runs
+    here: Ray's own log lines and the workers' output go to `<run folder>/logs/` (interrvos.run_logs) and
+    the console ends with where they are (before the error line, when there is one)."""
+    from interrvos.run_logs import job_logs
+
+    with job_logs() as logs:
+        try:
+            result = fn()
+        except ConfigError as e:
+            _say_where_logs_are(logs)
+            console.print(f"[red]config error:[/red] {escape(str(e))}", soft_wrap=True)
+            raise typer.Exit(2) from None
+        except InterRVOSError as e:
+            _say_where_logs_are(logs)
+            console.print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True)
+            raise typer.Exit(1) from None
+        except BaseException:
+            _say_where_logs_are(logs)
+            raise
+        _say_where_logs_are(logs)
+        return result
+
+
+def _say_where_logs_are(logs) -> None:
+    if logs.folder is not None:  # only when the command started or joined Ray
+        console.print(f"[dim]{escape(logs.describe())}[/dim]", soft_wrap=True)
 
 
 @app.command()
@@ -234,16 +251,23 @@ def train(config: ConfigOpt = None, set_: SetOpt = None,
           model: Annotated[Optional[str], typer.Option(help="model preset (tiny, 1b, 4b) or YAML")] = None,
           max_steps: Annotated[Optional[int], typer.Option(help="optimizer steps (instead of epochs)")] = None,
           workers: Annotated[Optional[int], typer.Option(help="Ray Train workers")] = None,
-          stage: Annotated[Optional[int], typer.Option(help="DeepSpeed ZeRO stage (0-3)")] = None) -> None:
+          stage: Annotated[Optional[int], typer.Option(help="DeepSpeed ZeRO stage (0-3)")] = None,
+          show_plan: PlanOpt = False) -> None:
     """Train ReVIOsA on Ray Train with DeepSpeed ZeRO; checkpoints, resume, export (docs/training.md)."""
     from interrvos.train.config import TrainConfig
-    from interrvos.train.run import run_train
 
     def body():
         cfg = _load(TrainConfig, config, set_, name=name, storage=storage, **{
             "data.sources": f"[{dataset}]" if dataset else None, "model.config": model,
             "optim.max_steps": max_steps, "workers.num_workers": workers, "deepspeed.stage": stage})  # fmt: skip
-        summary = run_train(cfg)
+        if show_plan:
+            from interrvos.train.data import stage_plan
+
+            return _show_plan("train", stage_plan(cfg))
+        from interrvos.train.run import run_train
+
+        with console.status(f"training {cfg.name} on Ray Train ({cfg.workers.num_workers} workers)"):
+            summary = run_train(cfg)
         console.print_json(json.dumps({k: v for k, v in summary.items() if k not in ("first_metrics",)}, default=str))
         console.print(f"[green]model:[/green] {summary.get('export', {}).get('checkpoint', '-')}  "
                       f"[green]report:[/green] {summary['report']}")

@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from interrvos import run_logs
 from interrvos.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -29,8 +30,9 @@ class RayConfig(StrictModel):
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs of the local Ray (None: all)")
     object_store_mb: int = Field(default=512, ge=64)
     include_dashboard: bool = False
-    log_to_driver: bool = Field(default=True, description="print the workers' output on this console (the demo "
-                                                          "keeps it in <run>/logs/ray instead)")
+    log_to_driver: bool = Field(default=False, description="also copy the workers' output (and Ray's per-worker "
+                                "warnings) onto this console; by default it stays in the workers' log files, linked "
+                                "from <run folder>/logs/ray (interrvos.run_logs)")
 
 
 class ActorPoolConfig(StrictModel):
@@ -133,7 +135,7 @@ class DemoConfig(StrictModel):
     writers: ActorPoolConfig = Field(default_factory=ActorPoolConfig)
     annotate: bool = Field(default=True, description="annotate the clips with the offline (local) backend")
     training: DemoTrainingConfig = Field(default_factory=DemoTrainingConfig)
-    ray: RayConfig = Field(default_factory=lambda: RayConfig(num_cpus=2, log_to_driver=False))
+    ray: RayConfig = Field(default_factory=lambda: RayConfig(num_cpus=2))
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -217,6 +219,8 @@ def load_config(model: type[M], path: str | os.PathLike | None = None, overrides
     if overrides:
         source += " + --set " + " ".join(overrides)
     try:
-        return model.model_validate(_with_section_defaults(model, tree))
+        cfg = model.model_validate(_with_section_defaults(model, tree))
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source)) from None
+    run_logs.note_config(cfg)  # inside an `interrvos` command: the first job config names the run folder
+    return cfg

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from interrvos.clips.finalize import finished_clips
 from interrvos.clips.layout import DatasetLayout
@@ -22,7 +23,7 @@ from interrvos.config import SHARED_VIDEOS, DemoConfig, ExtractConfig
 from interrvos.data import storage
 from interrvos.data.video import read_image
 from interrvos.errors import InterRVOSError
-from interrvos.run_logs import link_worker_logs, route_ray_logs
+from interrvos.run_logs import JobLogs, job_logs, run_folder
 from interrvos.serving.demo_step import report_section as serving_section
 from interrvos.viz import PALETTE, overlay_masks, save_png, tile_rows
 
@@ -37,6 +38,12 @@ def _timed(console: Console, title: str, timings: dict[str, float], fn: Callable
 
 
 def run_demo(cfg: DemoConfig, console: Console | None = None) -> str:
+    console = console or Console(stderr=True)
+    with job_logs(run_folder(cfg)) as logs:  # Ray's and the libraries' own log lines: files, not the console
+        return _run_demo(cfg, console, logs)
+
+
+def _run_demo(cfg: DemoConfig, console: Console, logs: JobLogs) -> str:
     from interrvos.annotate.report import annotate_for_demo, report_section
     from interrvos.clips.pipeline import run_extract
     from interrvos.data.validate import validate_dataset
@@ -44,14 +51,10 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> str:
     from interrvos.runtime import ensure_ray
     from interrvos.synth.generate import run_synth
 
-    console = console or Console(stderr=True)
     timings: dict[str, float] = {}
-    logs = route_ray_logs(cfg.out)  # Ray's and the libraries' own log lines: files, not the console
     _timed(console, "start Ray", timings, lambda: ensure_ray(cfg.ray))
-    route_ray_logs(cfg.out)  # ray.init set its loggers up anew
-    worker_logs = link_worker_logs(logs)
-    console.print(f"[dim]logs: {logs}/driver.log" + (f", Ray's worker logs: {worker_logs}" if worker_logs else "")
-                  + "[/dim]")
+    if logs.folder is not None:
+        console.print(f"[dim]{escape(logs.describe())}[/dim]", soft_wrap=True)
     synth_cfg = cfg.synth.model_copy(update={"out": storage.join(cfg.out, "synth"), "ray": cfg.ray})
     synth_summary = _timed(console, "synthesise videos", timings, lambda: run_synth(synth_cfg))
     sources = [synth_cfg.out]
@@ -76,7 +79,6 @@ def run_demo(cfg: DemoConfig, console: Console | None = None) -> str:
         sections.append(training_proof(cfg, console, timings))
     report = _timed(console, "write report", timings, lambda: write_report(
         cfg.out, synth_summary, extract_summary, problems, extract_cfg.out, timings, baselines, sections))
-    console.print(f"logs: {logs}/ (driver.log; ray/: Ray's worker logs)")
     return report
 
 

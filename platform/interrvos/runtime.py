@@ -13,6 +13,7 @@ import re
 import socket
 import sys
 
+from interrvos import run_logs
 from interrvos.config import RayConfig
 from interrvos.errors import ClusterConnectionError
 
@@ -28,6 +29,7 @@ def ensure_ray(cfg: RayConfig | None = None) -> None:
         return
     cfg = cfg or RayConfig()
     address, source = cluster_address(cfg)
+    run_logs.before_ray()  # inside an `interrvos` command: Ray's log lines to <run folder>/logs/, not the console
     if address is None:
         _start_embedded(cfg)
     else:
@@ -37,6 +39,7 @@ def ensure_ray(cfg: RayConfig | None = None) -> None:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = sys.stderr.isatty()
     ctx.print_on_execution_start = False
+    run_logs.after_ray()
 
 
 def cluster_address(cfg: RayConfig) -> tuple[str | None, str]:
@@ -64,7 +67,7 @@ def _start_embedded(cfg: RayConfig) -> None:
     )
 
 
-def join_cluster(address: str, source: str = "ray.address", log_to_driver: bool = True) -> None:
+def join_cluster(address: str, source: str = "ray.address", log_to_driver: bool = False) -> None:
     """ray.init(address) with the environment's auth settings; ClusterConnectionError (one line) on failure."""
     import ray
 

@@ -21,7 +21,7 @@ def test_pretrain_text_writes_an_mllm_pretrained_folder_that_reads_the_expressio
                                                                                  tmp_path):  # fmt: skip
     from interrvos.model import build_model
     from interrvos.model.config import load_model_config
-    from interrvos.model.mllm import base_internvl
+    from interrvos.model.mllm import base_internvl, load_internvl
     from interrvos.probe.measure import measure_reading
     from interrvos.probe.text_pretrain import READING_FILE, TextReader, reading_answer, run_pretrain_text
     from interrvos.train.config import TrainConfig
@@ -36,13 +36,16 @@ def test_pretrain_text_writes_an_mllm_pretrained_folder_that_reads_the_expressio
     assert summary["steps"] == STEPS and json.loads(open(f"{folder}/{READING_FILE}").read())["step"] == STEPS
     assert summary["final_metrics"]["loss_lm"] < 0.5 * summary["first_metrics"]["loss_lm"], summary["final_metrics"]
 
-    pretrained = build_model("tiny", [f"mllm.pretrained={folder}"]).eval()
+    pretrained = build_model("tiny", summary["train_overrides"]).eval()
     random_model = build_model("tiny").eval()
     reader = TextReader(load_model_config("tiny"))  # built as the pretraining built it (same seed)
-    # The tokenizer comes along (the tiny BPE), and ReVIOsA's re-initialised [SEG_*] rows are the pretraining's.
+    # The tokenizer comes along (the tiny BPE, its [SEG_*] tokens included), and ReVIOsA keeps the [SEG_*] rows
+    # the pretraining trained instead of initialising them again.
     assert pretrained.tokenizer.get_vocab() == reader.tokenizer.get_vocab()
     emb = base_internvl(pretrained.mllm).get_input_embeddings().weight
-    assert torch.equal(emb[pretrained.ids.seg_ids], reader.mllm.get_input_embeddings().weight[reader.ids.seg_ids])
+    trained = load_internvl(folder).get_input_embeddings().weight
+    assert torch.equal(emb[pretrained.ids.seg_ids], trained[pretrained.ids.seg_ids])
+    assert not torch.equal(emb[pretrained.ids.seg_ids], reader.mllm.get_input_embeddings().weight[reader.ids.seg_ids])
     assert reading_answer("the red star", [torch.zeros(4, 4).numpy()], "[SEG_ACT]", []).startswith("It is [SEG_ACT] red star")
 
     with torch.no_grad():

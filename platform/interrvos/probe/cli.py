@@ -4,8 +4,9 @@
     interrvos probe-text --dataset runs/annotated/train --dataset runs/annotated/valid [--checkpoint DIR]
         [--set mllm.pretrained=/abs/dir] [--out probe.json]
     interrvos pretrain-text --config jobs/configs/pretrain_text.yaml --dataset runs/annotated/train
-    interrvos train-reading --config jobs/configs/train_tiny.yaml --dataset runs/annotated/train \
-        --set 'model.overrides=[random_templates=false, loss.dice_weight=2.0, mllm.pretrained=/abs/dir]'
+    interrvos train --config jobs/configs/train_tiny.yaml --set data.answers=reading \
+        --set 'model.overrides=[random_templates=false, loss.dice_weight=2.0, mllm.pretrained=/abs/dir,
+                                tokenizer.kind=pretrained]'
 """
 
 from __future__ import annotations
@@ -52,51 +53,34 @@ def probe_text(
     _run(body)
 
 
-def _train_command(runner: str, doc: str, **extra):
-    """A command with `interrvos train`'s options that runs interrvos.probe.text_pretrain.<runner>(TrainConfig);
-    `extra`: runner keyword arguments offered as options ({name: default})."""
+def pretrain_text(
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TrainConfig YAML")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="dotted override")] = None,
+    name: Annotated[Optional[str], typer.Option(help="run name (a re-run with the same name resumes)")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="runs folder or URI")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="one dataset folder (replaces data.sources)")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="optimizer steps")] = None,
+    order: Annotated[str, typer.Option(help="colour_first, or random (colour or shape first in each answer)")] =
+    "colour_first",
+) -> None:
+    """Pretrain the tiny MLLM to read the expression (Ray Train + DeepSpeed): an mllm.pretrained folder."""
+    from interrvos.cli import _load, _run, console
 
-    def command(
-        config: Annotated[Optional[Path], typer.Option("--config", "-c", help="TrainConfig YAML")] = None,
-        set_: Annotated[Optional[list[str]], typer.Option("--set", "-s", help="dotted override")] = None,
-        name: Annotated[Optional[str], typer.Option(help="run name (a re-run with the same name resumes)")] = None,
-        storage: Annotated[Optional[str], typer.Option(help="runs folder or URI")] = None,
-        dataset: Annotated[Optional[str], typer.Option(help="one dataset folder (replaces data.sources)")] = None,
-        max_steps: Annotated[Optional[int], typer.Option(help="optimizer steps")] = None,
-        order: Annotated[str, typer.Option(help="pretrain-text: colour_first, or random (colour or shape first in "
-                                           "each answer)")] = "colour_first",
-    ) -> None:
-        from interrvos.cli import _load, _run, console
+    def body():
+        from interrvos.probe.text_pretrain import run_pretrain_text
+        from interrvos.train.config import TrainConfig
 
-        if "order" not in extra and order != "colour_first":
-            raise typer.BadParameter("--order is an option of pretrain-text")
+        cfg = _load(TrainConfig, config, set_, name=name, storage=storage, **{
+            "data.sources": f"[{dataset}]" if dataset else None, "optim.max_steps": max_steps})  # fmt: skip
+        summary = run_pretrain_text(cfg, order=order)
+        console.print_json(json.dumps({k: v for k, v in summary.items() if k != "first_metrics"}, default=str))
+        if "train_overrides" in summary:
+            console.print(f"[green]pretrained:[/green] {summary['pretrained']}  (train from it with --set "
+                          + escape(f"'model.overrides=[{', '.join(summary['train_overrides'])}]'") + ")")
 
-        def body():
-            from interrvos.probe import text_pretrain
-            from interrvos.train.config import TrainConfig
-
-            cfg = _load(TrainConfig, config, set_, name=name, storage=storage, **{
-                "data.sources": f"[{dataset}]" if dataset else None, "optim.max_steps": max_steps})  # fmt: skip
-            summary = getattr(text_pretrain, runner)(cfg, **({"order": order} if "order" in extra else {}))
-            console.print_json(json.dumps({k: v for k, v in summary.items() if k != "first_metrics"}, default=str))
-            if "pretrained" in summary:
-                console.print(f"[green]pretrained:[/green] {summary['pretrained']}  (use it as --set "
-                              + escape(f"'model.overrides=[mllm.pretrained={summary['pretrained']}]')"))
-
-        _run(body)
-
-    command.__doc__ = doc
-    return command
-
-
-pretrain_text = _train_command(
-    "run_pretrain_text", "Pretrain the tiny MLLM to read the expression (Ray Train + DeepSpeed): an mllm.pretrained folder.",
-    order="colour_first")
-train_reading = _train_command(
-    "run_train_keep_reading", "`interrvos train` with the reading answer kept in ReVIOsA's answers (an auxiliary loss).")
+    _run(body)
 
 
 def register(app: typer.Typer) -> None:
     app.command("probe-text")(probe_text)
     app.command("pretrain-text")(pretrain_text)
-    app.command("train-reading")(train_reading)

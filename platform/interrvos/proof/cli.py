@@ -23,15 +23,12 @@ def proof(config: Annotated[Optional[Path], typer.Option("--config", "-c", help=
         from interrvos.demo import _timed
         from interrvos.proof.config import ProofConfig
         from interrvos.proof.run import run_proof
-        from interrvos.run_logs import route_ray_logs
         from interrvos.runtime import ensure_ray
 
+        # Ray's own log lines go to <out>/logs/ (the CLI runner routes them; the last line says where).
         cfg = load_config(ProofConfig, config, [f"out={out}"] * (out is not None) + list(set_ or []))
         timings: dict[str, float] = {}
-        logs = route_ray_logs(cfg.out)
         _timed(console, "start Ray", timings, lambda: ensure_ray(cfg.ray))
-        route_ray_logs(cfg.out)  # ray.init set its loggers up anew
-        console.print(f"[dim]logs: {logs}/[/dim]")
         summary = run_proof(cfg, step=lambda title, fn: _timed(console, title, timings, fn))
         for g in summary["goals"]:
             mark = "[green]met[/green]" if g["met"] else "[red]not met[/red]"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from interrvos.config import ClipRuleConfig, RayConfig, StrictModel, SynthConfig
 
@@ -35,15 +35,6 @@ class ProofTraining(StrictModel):
     modes: list[Mode] = Field(default_factory=lambda: ["joint"], min_length=1,
                               description="paper Table 6: joint, single, independent; the first is the headline")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    answer: Literal["reviosa", "reading"] = Field(
-        default="reviosa", description="reviosa: `interrvos train` as is; reading: `interrvos train-reading` (the "
-        "answers keep the text pretraining's reading words, joint and single modes only)")
-
-    @model_validator(mode="after")
-    def _reading_modes(self) -> ProofTraining:
-        if self.answer == "reading" and "independent" in self.modes:
-            raise ValueError("answer 'reading' is defined for the joint and single modes, not independent")
-        return self
 
 
 class ProofGoals(StrictModel):
@@ -65,4 +56,4 @@ class ProofConfig(StrictModel):
     training: ProofTraining = Field(default_factory=ProofTraining)
     goals: ProofGoals = Field(default_factory=ProofGoals)
     overlays: int = Field(default=6, ge=0, description="overlay pictures of the headline model's predictions")
-    ray: RayConfig = Field(default_factory=lambda: RayConfig(num_cpus=2, log_to_driver=False))
+    ray: RayConfig = Field(default_factory=lambda: RayConfig(num_cpus=2))

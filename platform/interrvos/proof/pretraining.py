@@ -46,7 +46,7 @@ def pretrain_text(step: PretrainStep, out: str, data: dict[str, Any], ray_cfg: R
     summary = run_pretrain_text(cfg.model_copy(update={"ray": ray_cfg}))
     last = summary.get("final_metrics") or {}
     figures = {"steps": summary["steps"], **{k: round(v, 4) for k, v in last.items() if k.startswith("loss")}}
-    return {**summary, "train_overrides": [f"mllm.pretrained={summary['pretrained']}"], "figures": figures}
+    return {**summary, "figures": figures}
 
 
 PRETRAINERS = {"sam": pretrain_sam, "text": pretrain_text}

@@ -82,15 +82,12 @@ def run_proof(cfg: ProofConfig, step: Step = _untimed) -> dict[str, Any]:
                 k, s, storage.join(cfg.out, f"pretrain_{k}"), data, cfg.ray))
             pretraining[kind] = summary
             pretrained += summary["train_overrides"]
-    trainer = run_train
-    if cfg.training.answer == "reading":
-        from interrvos.probe.text_pretrain import run_train_keep_reading as trainer
     runs: dict[str, dict] = {}
     for mode in cfg.training.modes:
         for seed in cfg.training.seeds:
             train_cfg = training_config(cfg.training, train_set, storage.join(cfg.out, "train"), mode, seed,
                                         pretrained, cfg.ray)  # fmt: skip
-            runs[run_name(mode, seed)] = step(f"train {run_name(mode, seed)}", lambda c=train_cfg: trainer(c))
+            runs[run_name(mode, seed)] = step(f"train {run_name(mode, seed)}", lambda c=train_cfg: run_train(c))
     headline = run_name(cfg.training.modes[0], cfg.training.seeds[0])
     # The untrained reference: the headline run's model before ReVIOsA training (with the pretrained parts).
     untrained = storage.join(cfg.out, "untrained", "model")

@@ -36,6 +36,10 @@ class DataConfig(StrictModel):
     prefetch_batches: int = Field(default=2, ge=0, description="batches decoded ahead of the training step")
     jitter: float = Field(default=0.0, ge=0, le=0.5,
                           description="photometric augmentation: random brightness/contrast scale in [1-j, 1+j]")
+    answers: Literal["reviosa", "reading"] = Field(
+        default="reviosa", description="reviosa: the paper's answers ('Sure, [SEG_ACT] and [SEG_TAR].'); reading: "
+        "each segmentation token followed by its object's colour, shape and position (train/reading.py), which keeps "
+        "what `interrvos pretrain-text` taught the MLLM")
 
     @field_validator("sources", mode="before")
     @classmethod

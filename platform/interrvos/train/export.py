@@ -12,13 +12,10 @@ from interrvos.train.checkpointing import consolidated_trainable, read_state
 
 def task_from_state(state: dict[str, Any]):
     """The ReVIOsA task a run was trained with, from a checkpoint's train_state.json."""
-    from interrvos.model.config import load_model_config
     from interrvos.train.config import TrainConfig
-    from interrvos.train.reviosa import ReviosaTask
+    from interrvos.train.run import default_task
 
-    cfg = TrainConfig.model_validate(state["config"])
-    model_cfg = load_model_config(cfg.model.config, cfg.model.all_overrides())
-    return ReviosaTask(model_cfg, [s.path for s in cfg.data.sources], cfg.data.jitter)
+    return default_task(TrainConfig.model_validate(state["config"]))
 
 
 def export_folder(folder: str, out: str, task=None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import numpy as np
 
 from interrvos.data.rle import decode_rle
 from interrvos.model.config import ModelConfig
+from interrvos.train.reading import reading_turns
 from interrvos.train.task import fingerprint_frozen
 
 
@@ -90,9 +91,9 @@ def jitter_frames(frames: list[np.ndarray], amount: float, rng: random.Random) -
 class ReviosaSamples:
     """Plan row -> training row: decode the sample's frames and masks, then the model's Processor."""
 
-    def __init__(self, cfg: ModelConfig, sources: list[str], jitter: float):
+    def __init__(self, cfg: ModelConfig, sources: list[str], jitter: float, answers: str = "reviosa"):
         self.processor = processor_for(cfg)
-        self.sources, self.jitter = sources, jitter
+        self.sources, self.jitter, self.answers = sources, jitter, answers
         self._datasets: dict[int, Any] = {}
 
     def dataset(self, i: int):
@@ -119,11 +120,17 @@ class ReviosaSamples:
             expressions.append(TrainingExpression(e.exp, masks_at(ds, vid, actor, idx, shape),
                                                   masks_at(ds, vid, target, idx, shape) if target else None))
         s = self.processor.sample(frames, expressions, rng)
-        return {
+        out = {
             "input_ids": s["input_ids"].numpy(), "labels": s["labels"].numpy(), "seg_expr": s["seg_expr"].numpy(),
             "pixel_u8": pixels_to_u8(s["pixel_values"]), "sam_u8": pixels_to_u8(s["sam_images"]),
             "gt_masks": s["gt_masks"].numpy().astype(np.uint8), "target_valid": s["target_valid"].numpy(),
         }  # fmt: skip
+        if self.answers == "reading":  # the same questions, answered with the reading answers (train/reading.py)
+            turns = reading_turns(video, row["expressions"], lambda annos: masks_at(ds, vid, annos, idx, shape),
+                                  self.processor, rng)  # fmt: skip
+            ids, labels, seg_expr = self.processor.conversation(turns, len(idx))
+            out.update(input_ids=np.asarray(ids), labels=np.asarray(labels), seg_expr=np.asarray(seg_expr))
+        return out
 
 
 class ReviosaTask:
@@ -131,15 +138,15 @@ class ReviosaTask:
 
     name = "reviosa"
 
-    def __init__(self, cfg: ModelConfig, sources: list[str], jitter: float = 0.0):
-        self.cfg, self.sources, self.jitter = cfg, list(sources), jitter
+    def __init__(self, cfg: ModelConfig, sources: list[str], jitter: float = 0.0, answers: str = "reviosa"):
+        self.cfg, self.sources, self.jitter, self.answers = cfg, list(sources), jitter, answers
         self._lock = threading.Lock()
 
     def __getstate__(self):
-        return {"cfg": self.cfg, "sources": self.sources, "jitter": self.jitter}
+        return {"cfg": self.cfg, "sources": self.sources, "jitter": self.jitter, "answers": self.answers}
 
     def __setstate__(self, state):
-        self.__init__(state["cfg"], state["sources"], state["jitter"])
+        self.__init__(state["cfg"], state["sources"], state["jitter"], state.get("answers", "reviosa"))
 
     def build_model(self):
         from interrvos.model.reviosa import ReVIOsA
@@ -147,7 +154,7 @@ class ReviosaTask:
         return ReVIOsA(self.cfg)
 
     def sample_builder(self) -> ReviosaSamples:
-        return ReviosaSamples(self.cfg, self.sources, self.jitter)
+        return ReviosaSamples(self.cfg, self.sources, self.jitter, self.answers)
 
     def processor(self):
         with self._lock:  # collate runs in Ray Data's prefetch threads

@@ -59,7 +59,7 @@ def default_task(cfg: TrainConfig):
     from interrvos.train.reviosa import ReviosaTask
 
     model_cfg = load_model_config(cfg.model.config, cfg.model.all_overrides())
-    return ReviosaTask(model_cfg, [s.path for s in cfg.data.sources], cfg.data.jitter)
+    return ReviosaTask(model_cfg, [s.path for s in cfg.data.sources], cfg.data.jitter, cfg.data.answers)
 
 
 def build_trainer(cfg: TrainConfig, task, plan, total_steps: int, use_gpu: bool, uri: str):
