@@ -66,6 +66,7 @@ class JobLogs:
         self._saved_fd2: int | None = None
         self._old_stderr: Any = None
         self._console_stderr: Any = None
+        self._restore_print: tuple[Any, Any] | None = None
 
     def use(self, run_dir: str | os.PathLike | None) -> None:
         """Name the run folder (the first one named wins: the command's own config comes first)."""
@@ -91,6 +92,30 @@ class JobLogs:
             return
         self._route()  # ray.init (and ray.data's import) set their loggers up anew
         self.worker_logs = link_worker_logs(self.folder)
+        self._raylet_messages_to_the_log()
+
+    def _raylet_messages_to_the_log(self) -> None:
+        """The raylet's messages to the driver ("(raylet) WARNING: 8 PYTHON worker processes have been
+        started ...", repeated as the pools grow) are printed by Ray's error-listener thread whatever
+        log_to_driver says; they go to driver.log instead (a failure they explain still ends the job with its
+        own error line)."""
+        import ray._private.worker as ray_worker
+
+        original = ray_worker.print_to_stdstream
+        if getattr(original, "_interrvos_raylet_to_log", False):
+            return
+        raylet_log = logging.getLogger("ray")
+
+        def print_to_stdstream(data, ignore_prefix: bool):
+            if data.get("pid") == "raylet":
+                for line in data.get("lines", []):
+                    raylet_log.warning("(raylet) %s", line)
+                return
+            original(data, ignore_prefix)
+
+        print_to_stdstream._interrvos_raylet_to_log = True  # type: ignore[attr-defined]
+        ray_worker.print_to_stdstream = print_to_stdstream
+        self._restore_print = (ray_worker, original)
 
     def _route(self) -> Path:
         if self._loggers is None:  # what to restore when the command ends
@@ -126,6 +151,9 @@ class JobLogs:
         os.close(target)
 
     def close(self) -> None:
+        if self._restore_print is not None:
+            module, original = self._restore_print
+            module.print_to_stdstream, self._restore_print = original, None
         if self._saved_fd2 is not None:
             os.dup2(self._saved_fd2, 2)
             os.close(self._saved_fd2)

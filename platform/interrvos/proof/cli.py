@@ -19,6 +19,9 @@ def proof(config: Annotated[Optional[Path], typer.Option("--config", "-c", help=
     from interrvos.cli import _run, console  # at call time: interrvos.cli imports this module
 
     def body():
+        from rich.markup import escape
+
+        from interrvos import run_logs
         from interrvos.config import load_config
         from interrvos.demo import _timed
         from interrvos.proof.config import ProofConfig
@@ -29,6 +32,9 @@ def proof(config: Annotated[Optional[Path], typer.Option("--config", "-c", help=
         cfg = load_config(ProofConfig, config, [f"out={out}"] * (out is not None) + list(set_ or []))
         timings: dict[str, float] = {}
         _timed(console, "start Ray", timings, lambda: ensure_ray(cfg.ray))
+        logs = run_logs.current()
+        if logs is not None and logs.folder is not None:  # a long job: say at the start where its logs are
+            console.print(f"[dim]{escape(logs.describe())}[/dim]", soft_wrap=True)
         summary = run_proof(cfg, step=lambda title, fn: _timed(console, title, timings, fn))
         for g in summary["goals"]:
             mark = "[green]met[/green]" if g["met"] else "[red]not met[/red]"

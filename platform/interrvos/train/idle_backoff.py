@@ -15,6 +15,17 @@ from __future__ import annotations
 import time
 
 IDLE_SLEEP_S = 0.01
+# The executor thread may use at most 1 / (1 + IDLE_RATIO) of a core: after a round that took c seconds of
+# its CPU, it sleeps IDLE_RATIO * c (at least IDLE_SLEEP_S, at most MAX_SLEEP_S). A fixed 10 ms was not
+# enough where a round itself costs several ms (a slower or busier machine: the round walks every operator's
+# resource budget), and the thread's own CPU time, unlike wall time, does not count ray.wait's blocking.
+IDLE_RATIO = 4.0
+MAX_SLEEP_S = 0.1
+
+
+def backoff_s(round_cpu_s: float, sleep_s: float = IDLE_SLEEP_S) -> float:
+    """How long the executor thread sleeps after a round that used `round_cpu_s` of its CPU."""
+    return min(MAX_SLEEP_S, max(sleep_s, IDLE_RATIO * round_cpu_s))
 
 
 def install_idle_backoff(sleep_s: float = IDLE_SLEEP_S) -> bool:
@@ -30,9 +41,10 @@ def install_idle_backoff(sleep_s: float = IDLE_SLEEP_S) -> bool:
         return True
 
     def scheduling_loop_step(self, topology) -> bool:
+        started = time.thread_time()
         more = original(self, topology)
-        if more:
-            time.sleep(sleep_s)  # at most 1/sleep_s rounds a second, whatever ray.wait did
+        if more:  # a few rounds a second feed a training step; thousands only take the CPU from it
+            time.sleep(backoff_s(time.thread_time() - started, sleep_s))
         return more
 
     scheduling_loop_step._interrvos_idle_backoff = True  # type: ignore[attr-defined]
