@@ -122,6 +122,7 @@ class JobLogs:
             self._loggers = {n: (list(logging.getLogger(n).handlers), logging.getLogger(n).propagate)
                              for n in NOISY_LOGGERS}  # fmt: skip
             self._captured_warnings = True
+            _quiet_model_loading()
         return route_ray_logs(self.run_dir)
 
     def _keep_python_stderr_on_the_console(self) -> None:
@@ -176,6 +177,14 @@ class JobLogs:
                 sys.stderr = self._old_stderr
             _retarget_stream_handlers(console, self._old_stderr)  # left open: streams made meanwhile may hold it
             self._old_stderr = None
+
+
+def _quiet_model_loading() -> None:
+    """No "Loading weights" progress bar per model built on the driver (transformers reads the variable at
+    import; an imported one is told directly)."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
 
 
 _session: JobLogs | None = None
