@@ -23,7 +23,7 @@ def test_pretrain_text_writes_an_mllm_pretrained_folder_that_reads_the_expressio
     from interrvos.model.config import load_model_config
     from interrvos.model.mllm import base_internvl, load_internvl
     from interrvos.probe.measure import measure_reading
-    from interrvos.probe.text_pretrain import READING_FILE, TextReader, reading_answer, run_pretrain_text
+    from interrvos.probe.text_pretrain import READING_FILE, TextReader, run_pretrain_text
     from interrvos.train.config import TrainConfig
 
     cfg = load_config(TrainConfig, "jobs/configs/pretrain_text.yaml", [
@@ -46,7 +46,6 @@ def test_pretrain_text_writes_an_mllm_pretrained_folder_that_reads_the_expressio
     trained = load_internvl(folder).get_input_embeddings().weight
     assert torch.equal(emb[pretrained.ids.seg_ids], trained[pretrained.ids.seg_ids])
     assert not torch.equal(emb[pretrained.ids.seg_ids], reader.mllm.get_input_embeddings().weight[reader.ids.seg_ids])
-    assert reading_answer("the red star", [torch.zeros(4, 4).numpy()], "[SEG_ACT]", []).startswith("It is [SEG_ACT] red star")
 
     with torch.no_grad():
         before = measure_reading(random_model, [colour_shape_dataset], num_frames=2, folds=4, blank=False)
