@@ -25,3 +25,15 @@ def test_raylet_messages_go_to_the_driver_log_and_the_printer_is_restored(tmp_pa
     assert message not in out and "a worker's own line" in out
     assert message in (tmp_path / "logs" / DRIVER_LOG).read_text()
     assert ray_worker.print_to_stdstream is original
+
+
+def test_a_job_whose_ray_does_not_start_leaves_no_output_folder(tmp_path):
+    from interrvos import run_logs
+
+    out = tmp_path / "synth"
+    with run_logs.job_logs(out) as logs:
+        run_logs.before_ray()
+        assert (out / "logs" / run_logs.NATIVE_LOG).exists()
+        run_logs.ray_failed()  # what ensure_ray does when ray.init raises (a connection error)
+        assert logs.folder is None
+    assert not out.exists()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,6 +68,7 @@ class JobLogs:
         self._old_stderr: Any = None
         self._console_stderr: Any = None
         self._restore_print: tuple[Any, Any] | None = None
+        self._created: Path | None = None
 
     def use(self, run_dir: str | os.PathLike | None) -> None:
         """Name the run folder (the first one named wins: the command's own config comes first)."""
@@ -84,8 +86,23 @@ class JobLogs:
     def before_ray(self) -> None:
         if self.run_dir is None:
             return
+        # The first of the run folder and its logs/ that this creates: removed again if Ray does not start, so
+        # a job that could not connect leaves no output folder behind.
+        self._created = next((p for p in (self.run_dir, self.run_dir / "logs") if not p.exists()), None)
         self.folder = self._route()
         self._redirect_native_stderr(self.folder / NATIVE_LOG)
+
+    def ray_failed(self) -> None:
+        """ray.init raised (a connection error, said in one line by the caller): undo the routing, and remove
+        what before_ray created."""
+        if self.folder is None:
+            return
+        self.close()
+        for path in [p for p in _handlers if self.folder.resolve() in p.parents]:
+            _handlers.pop(path).close()
+        if self._created is not None:
+            shutil.rmtree(self._created, ignore_errors=True)
+        self.folder = self._created = None
 
     def after_ray(self) -> None:
         if self.folder is None:
@@ -227,6 +244,11 @@ def before_ray() -> None:
 def after_ray() -> None:
     if _session is not None:
         _session.after_ray()
+
+
+def ray_failed() -> None:
+    if _session is not None:
+        _session.ray_failed()
 
 
 def route_ray_logs(run_dir: str | os.PathLike, name: str = DRIVER_LOG) -> Path:

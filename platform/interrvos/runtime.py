@@ -30,10 +30,14 @@ def ensure_ray(cfg: RayConfig | None = None) -> None:
     cfg = cfg or RayConfig()
     address, source = cluster_address(cfg)
     run_logs.before_ray()  # inside an `interrvos` command: Ray's log lines to <run folder>/logs/, not the console
-    if address is None:
-        _start_embedded(cfg)
-    else:
-        join_cluster(address, source, cfg.log_to_driver)
+    try:
+        if address is None:
+            _start_embedded(cfg)
+        else:
+            join_cluster(address, source, cfg.log_to_driver)
+    except BaseException:
+        run_logs.ray_failed()
+        raise
     import ray.data
 
     ctx = ray.data.DataContext.get_current()

@@ -18,8 +18,10 @@ pytestmark = pytest.mark.slow
 
 
 def tree_digest(root: Path, skip: tuple[str, ...] = ("extract_summary.json",)) -> dict[str, str]:
+    """The dataset's files (not the run's summary, nor the job's logs/ folder: interrvos.run_logs)."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name not in skip}
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name not in skip and p.relative_to(root).parts[0] != "logs"}
 
 
 def wait_for(condition, proc, timeout: float, what: str) -> None:
